@@ -1,0 +1,1 @@
+//! Criterion benches of autoawait; see `benches/` and the report binary.

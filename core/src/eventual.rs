@@ -1,0 +1,529 @@
+//! [`EventualResult`]: crochet's handle on work running in the background.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::options::lock;
+use crate::{BoxFuture, CellId, CellResult, ReactorId, RunError};
+#[cfg(doc)]
+use crate::{CellFuture, LocalCellFuture};
+
+/// The result of a cell started in the background, available later.
+///
+/// This is crochet's `EventualResult`: [`wait`](Self::wait) with a timeout (a timeout
+/// keeps the result retrievable), [`try_result`](Self::try_result),
+/// [`is_done`](Self::is_done), [`cancel`](Self::cancel) (drops the task's future),
+/// and [`stash`](Self::stash) / [`retrieve`](Self::retrieve) to keep it across cells
+/// by number. It is also a future, for async hosts.
+///
+/// Waiting on the thread that must complete the task is refused with
+/// [`RunError::WouldDeadlock`] instead of hanging. A failed result that nobody looked
+/// at is reported when its handle is dropped (see [`set_error_hook`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use autoawait_core::{Cell, Registry};
+///
+/// let runner = Registry::global().get("inline").unwrap();
+/// let task = runner.spawn(Cell::new(async { 6 * 7 })).unwrap();
+/// let out = task.wait(Some(Duration::from_secs(5))).unwrap();
+/// assert_eq!(*out.downcast::<i32>().unwrap(), 42);
+/// ```
+pub struct EventualResult {
+    shared: Arc<Shared>,
+    reactor: Option<ReactorId>,
+}
+
+struct Shared {
+    origin: CellId,
+    state: Mutex<State>,
+    ready: Condvar,
+    /// The task's future, for `Send` tasks: `cancel` drops it from any thread.
+    fut: Mutex<Option<BoxFuture<'static, CellResult>>>,
+    cancelled: AtomicBool,
+    task_waker: Mutex<Option<Waker>>,
+    /// The handle was dropped while the task was running.
+    abandoned: AtomicBool,
+    runner: String,
+}
+
+enum State {
+    Pending(Option<Waker>),
+    Ready { result: CellResult, observed: bool },
+    Taken,
+}
+
+impl Shared {
+    fn new(origin: CellId, reactor: Option<&ReactorId>) -> Arc<Self> {
+        Arc::new(Shared {
+            origin,
+            state: Mutex::new(State::Pending(None)),
+            ready: Condvar::new(),
+            fut: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+            task_waker: Mutex::new(None),
+            abandoned: AtomicBool::new(false),
+            runner: reactor.map_or_else(|| "this runner".into(), |r| r.name().to_owned()),
+        })
+    }
+
+    /// Stores the result, unless one is there already. Wakes every waiter.
+    fn complete(&self, result: CellResult) {
+        let mut state = lock(&self.state);
+        let State::Pending(listener) = &mut *state else {
+            return;
+        };
+        let listener = listener.take();
+        if self.abandoned.load(Ordering::Acquire) {
+            if let Err(err) = &result {
+                report(self.origin, err);
+            }
+            *state = State::Taken;
+        } else {
+            *state = State::Ready {
+                result,
+                observed: false,
+            };
+        }
+        drop(state);
+        self.ready.notify_all();
+        if let Some(waker) = listener {
+            waker.wake();
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+impl EventualResult {
+    /// A task that runs the `Send` future `fut` and the handle on its result.
+    ///
+    /// Runners spawn the [`Task`] on their executor. `reactor` is the loop that polls
+    /// the task: waiting on its thread is [`RunError::WouldDeadlock`].
+    /// `fut` is usually a [`CellFuture`], maybe [guarded](crate::RunOptions::guard).
+    pub fn task<F>(origin: CellId, fut: F, reactor: Option<&ReactorId>) -> (Task, EventualResult)
+    where
+        F: Future<Output = CellResult> + Send + 'static,
+    {
+        let shared = Shared::new(origin, reactor);
+        *lock(&shared.fut) = Some(Box::pin(fut));
+        let task = Task {
+            shared: shared.clone(),
+        };
+        (task, EventualResult::from_shared(shared, reactor))
+    }
+
+    /// [`EventualResult::task`] for a `!Send` future, polled on the thread that built it.
+    ///
+    /// `fut` is usually a [`LocalCellFuture`], maybe [guarded](crate::RunOptions::guard).
+    pub fn local_task<F>(
+        fut: F,
+        origin: CellId,
+        reactor: Option<&ReactorId>,
+    ) -> (LocalTask, EventualResult)
+    where
+        F: Future<Output = CellResult> + 'static,
+    {
+        let shared = Shared::new(origin, reactor);
+        let task = LocalTask {
+            shared: shared.clone(),
+            fut: Some(Box::pin(fut)),
+        };
+        (task, EventualResult::from_shared(shared, reactor))
+    }
+
+    /// A result that some other mechanism completes (a plugin, a callback), and the
+    /// [`Completer`] that completes it.
+    pub fn completer(origin: CellId, reactor: Option<&ReactorId>) -> (Completer, EventualResult) {
+        let shared = Shared::new(origin, reactor);
+        let completer = Completer {
+            shared: Some(shared.clone()),
+        };
+        (completer, EventualResult::from_shared(shared, reactor))
+    }
+
+    /// A result that is already there.
+    pub fn ready(origin: CellId, result: CellResult) -> EventualResult {
+        let (completer, eventual) = EventualResult::completer(origin, None);
+        completer.complete(result);
+        eventual
+    }
+
+    fn from_shared(shared: Arc<Shared>, reactor: Option<&ReactorId>) -> Self {
+        EventualResult {
+            shared,
+            reactor: reactor.cloned(),
+        }
+    }
+
+    /// The cell that started this work.
+    pub fn origin(&self) -> CellId {
+        self.shared.origin
+    }
+
+    /// `true` once the task finished (with a value, an error, or cancelled).
+    pub fn is_done(&self) -> bool {
+        !matches!(*lock(&self.shared.state), State::Pending(_))
+    }
+
+    /// Waits for the result, at most `timeout` (`None`: as long as it takes).
+    ///
+    /// The value is moved out on success; errors stay, so every later call sees the
+    /// same error.
+    ///
+    /// # Errors
+    ///
+    /// - the task's own error (message kept), or [`RunError::Cancelled`];
+    /// - [`RunError::NotReady`] if the timeout expired: the result stays retrievable;
+    /// - [`RunError::WouldDeadlock`] if this thread is the one that must complete the task;
+    /// - [`RunError::AlreadyTaken`] if an earlier call took the value.
+    pub fn wait(&self, timeout: Option<Duration>) -> CellResult {
+        let mut state = lock(&self.shared.state);
+        if matches!(*state, State::Pending(_)) {
+            if let Some(reactor) = self.reactor.as_ref().filter(|r| r.is_current()) {
+                return Err(RunError::would_deadlock(
+                    reactor.name(),
+                    "EventualResult::wait() from the loop that runs the task",
+                ));
+            }
+            let deadline = timeout.map(|t| Instant::now() + t);
+            while matches!(*state, State::Pending(_)) {
+                state = match deadline {
+                    None => self
+                        .shared
+                        .ready
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner()),
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(RunError::NotReady {
+                                waited: timeout.unwrap_or_default(),
+                            });
+                        }
+                        self.shared
+                            .ready
+                            .wait_timeout(state, left)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0
+                    }
+                };
+            }
+        }
+        take(&mut state).expect("the state is not pending")
+    }
+
+    /// The result if it is there, without waiting; as [`wait`](Self::wait) otherwise.
+    pub fn try_result(&self) -> Option<CellResult> {
+        take(&mut lock(&self.shared.state))
+    }
+
+    /// Cancels the task: its future is dropped (at once if no thread is polling it
+    /// right now, otherwise as soon as that poll returns) and the result becomes
+    /// [`RunError::Cancelled`]. Does nothing if the task already finished.
+    pub fn cancel(&self) {
+        let shared = &self.shared;
+        if self.is_done() {
+            return;
+        }
+        shared.cancelled.store(true, Ordering::Release);
+        let dropped = match shared.fut.try_lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        drop(dropped);
+        shared.complete(Err(RunError::Cancelled));
+        if let Some(waker) = lock(&shared.task_waker).take() {
+            waker.wake();
+        }
+    }
+
+    /// Keeps this result in a process-wide table and returns its number (from 1), so
+    /// that a later cell can [`retrieve`](Self::retrieve) it.
+    pub fn stash(self) -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        lock(stash_table()).insert(id, self);
+        id
+    }
+
+    /// Takes a stashed result back out of the table.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::NotStashed`] if no result has this number: each stashed result can
+    /// be retrieved once.
+    pub fn retrieve(id: u64) -> Result<EventualResult, RunError> {
+        lock(stash_table())
+            .remove(&id)
+            .ok_or(RunError::NotStashed { id })
+    }
+}
+
+fn stash_table() -> &'static Mutex<HashMap<u64, EventualResult>> {
+    static TABLE: OnceLock<Mutex<HashMap<u64, EventualResult>>> = OnceLock::new();
+    TABLE.get_or_init(Default::default)
+}
+
+/// Takes the value out of a finished state (errors are cloned and stay).
+fn take(state: &mut State) -> Option<CellResult> {
+    match state {
+        State::Pending(_) => None,
+        State::Taken => Some(Err(RunError::AlreadyTaken)),
+        State::Ready {
+            result: Err(err),
+            observed,
+        } => {
+            *observed = true;
+            Some(Err(err.clone()))
+        }
+        State::Ready { result: Ok(_), .. } => match std::mem::replace(state, State::Taken) {
+            State::Ready { result, .. } => Some(result),
+            _ => unreachable!(),
+        },
+    }
+}
+
+impl Future for EventualResult {
+    type Output = CellResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CellResult> {
+        let mut state = lock(&self.shared.state);
+        if let State::Pending(listener) = &mut *state {
+            match listener {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *listener = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        Poll::Ready(take(&mut state).expect("the state is not pending"))
+    }
+}
+
+impl Drop for EventualResult {
+    fn drop(&mut self) {
+        let state = lock(&self.shared.state);
+        match &*state {
+            State::Pending(_) => self.shared.abandoned.store(true, Ordering::Release),
+            State::Ready {
+                result: Err(err),
+                observed: false,
+            } => report(self.shared.origin, err),
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Debug for EventualResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventualResult")
+            .field("origin", &self.shared.origin)
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+/// The background half of an [`EventualResult`] for a `Send` future: spawn it on
+/// an executor. Completes the result when the future finishes; if it is dropped
+/// before that (its executor went away), the result becomes
+/// [`RunError::TaskDropped`].
+pub struct Task {
+    shared: Arc<Shared>,
+}
+
+impl Future for Task {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &self.shared;
+        if shared.is_cancelled() {
+            drop(lock(&shared.fut).take());
+            return Poll::Ready(());
+        }
+        {
+            let mut waker = lock(&shared.task_waker);
+            match &*waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+        }
+        let mut slot = lock(&shared.fut);
+        let Some(fut) = slot.as_mut() else {
+            return Poll::Ready(());
+        };
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(result) => {
+                let fut = slot.take();
+                drop(slot);
+                drop(fut);
+                shared.complete(result);
+                Poll::Ready(())
+            }
+            Poll::Pending if shared.is_cancelled() => {
+                let fut = slot.take();
+                drop(slot);
+                drop(fut);
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        let fut = lock(&self.shared.fut).take();
+        drop(fut);
+        self.shared.complete(Err(RunError::TaskDropped {
+            runner: self.shared.runner.clone(),
+        }));
+    }
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("origin", &self.shared.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The background half of an [`EventualResult`] for a `!Send` future.
+pub struct LocalTask {
+    shared: Arc<Shared>,
+    fut: Option<Pin<Box<dyn Future<Output = CellResult>>>>,
+}
+
+impl Future for LocalTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.is_cancelled() {
+            self.fut = None;
+            return Poll::Ready(());
+        }
+        *lock(&self.shared.task_waker) = Some(cx.waker().clone());
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready(());
+        };
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(result) => {
+                self.fut = None;
+                self.shared.complete(result);
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for LocalTask {
+    fn drop(&mut self) {
+        self.fut = None;
+        self.shared.complete(Err(RunError::TaskDropped {
+            runner: self.shared.runner.clone(),
+        }));
+    }
+}
+
+impl fmt::Debug for LocalTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalTask")
+            .field("origin", &self.shared.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Completes an [`EventualResult`] made by [`EventualResult::completer`]. Dropped
+/// without completing, the result becomes [`RunError::TaskDropped`].
+pub struct Completer {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Completer {
+    /// Stores the result and wakes every waiter.
+    pub fn complete(mut self, result: CellResult) {
+        if let Some(shared) = self.shared.take() {
+            shared.complete(result);
+        }
+    }
+
+    /// `true` if the result was cancelled: the work may stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.is_cancelled())
+    }
+}
+
+impl Drop for Completer {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let runner = shared.runner.clone();
+            shared.complete(Err(RunError::TaskDropped { runner }));
+        }
+    }
+}
+
+impl fmt::Debug for Completer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completer").finish_non_exhaustive()
+    }
+}
+
+type ErrorHook = Box<dyn Fn(CellId, &RunError) + Send + Sync>;
+
+fn hook() -> &'static RwLock<Option<ErrorHook>> {
+    static HOOK: RwLock<Option<ErrorHook>> = RwLock::new(None);
+    &HOOK
+}
+
+/// Sets what happens to a failed background result that nobody looked at: it is
+/// called with the origin cell and the error when the last handle goes away.
+/// The default prints to stderr. Cancellations are not reported.
+///
+/// # Examples
+///
+/// ```
+/// autoawait_core::set_error_hook(|cell, err| eprintln!("[In {cell}] unhandled: {err}"));
+/// ```
+pub fn set_error_hook(hook_fn: impl Fn(CellId, &RunError) + Send + Sync + 'static) {
+    *hook().write().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook_fn));
+}
+
+fn report(origin: CellId, err: &RunError) {
+    if err.is_cancelled() {
+        return;
+    }
+    match &*hook().read().unwrap_or_else(|e| e.into_inner()) {
+        Some(hook_fn) => hook_fn(origin, err),
+        None => eprintln!("autoawait: unhandled error in a task of cell {origin}: {err}"),
+    }
+}
+
+/// Cancels the task when dropped before it finished (used by [`Runner::run_async`]).
+///
+/// [`Runner::run_async`]: crate::Runner::run_async
+pub(crate) struct CancelOnDrop(pub(crate) EventualResult);
+
+impl Future for CancelOnDrop {
+    type Output = CellResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CellResult> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}

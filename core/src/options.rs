@@ -1,0 +1,385 @@
+//! [`RunOptions`] and [`CancelToken`]: how long a cell may run, and how to stop it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::RunError;
+
+/// A cancellation switch that another thread (a Ctrl-C handler, a kernel's
+/// interrupt request) can trigger while a cell runs.
+///
+/// Cancelling is sticky: a cancelled token cancels every cell that runs with it,
+/// so hosts make a new token per cell (or per interrupt).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use autoawait_core::{CancelToken, Cell, Registry, RunOptions};
+///
+/// let runner = Registry::global().get("inline").unwrap();
+/// let token = CancelToken::new();
+/// let trigger = token.clone();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(20));
+///     trigger.cancel();
+/// });
+/// let opts = RunOptions::default().cancel_token(token);
+/// let err = runner.run(Cell::new(std::future::pending::<()>()), &opts).unwrap_err();
+/// assert!(err.is_cancelled());
+/// ```
+#[derive(Clone, Default)]
+pub struct CancelToken(Arc<TokenInner>);
+
+#[derive(Default)]
+struct TokenInner {
+    cancelled: AtomicBool,
+    next_key: AtomicU64,
+    waiters: Mutex<HashMap<u64, Waker>>,
+}
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        CancelToken::default()
+    }
+
+    /// Cancels every cell running with this token; they finish with
+    /// [`RunError::Cancelled`] and their futures are dropped. Idempotent.
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        let waiters = std::mem::take(&mut *lock(&self.0.waiters));
+        for waker in waiters.into_values() {
+            waker.wake();
+        }
+    }
+
+    /// `true` once [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, key: &mut Option<u64>, waker: &Waker) {
+        let key = *key.get_or_insert_with(|| self.0.next_key.fetch_add(1, Ordering::Relaxed));
+        let mut waiters = lock(&self.0.waiters);
+        match waiters.get_mut(&key) {
+            Some(old) if old.will_wake(waker) => {}
+            _ => {
+                waiters.insert(key, waker.clone());
+            }
+        }
+    }
+
+    fn unregister(&self, key: u64) {
+        lock(&self.0.waiters).remove(&key);
+    }
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// How a cell is run: an optional timeout and an optional [`CancelToken`].
+///
+/// On timeout or cancellation the cell's future is dropped and the run ends with
+/// [`RunError::TimedOut`] or [`RunError::Cancelled`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use autoawait_core::{Cell, Registry, RunOptions};
+///
+/// let runner = Registry::global().get("inline").unwrap();
+/// let opts = RunOptions::default().timeout(Duration::from_millis(10));
+/// let err = runner.run(Cell::new(std::future::pending::<()>()), &opts).unwrap_err();
+/// assert!(err.is_timed_out());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Give up (and drop the cell) after this long.
+    pub timeout: Option<Duration>,
+    /// Give up (and drop the cell) when this token is cancelled.
+    pub cancel: Option<CancelToken>,
+}
+
+impl RunOptions {
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the cancel token.
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// `true` if neither a timeout nor a token is set: [`guard`](Self::guard) adds
+    /// nothing then.
+    pub fn is_empty(&self) -> bool {
+        self.timeout.is_none() && self.cancel.is_none()
+    }
+
+    /// Wraps a cell's future so that it honours these options: it resolves to
+    /// `Err(TimedOut)` or `Err(Cancelled)` as soon as either fires, dropping `fut`.
+    ///
+    /// Runners call this on the thread that polls the cell. Timeouts are driven by
+    /// one shared timer thread (`autoawait-timer`), so this works under any executor.
+    pub fn guard<F, T>(&self, fut: F) -> Guarded<F>
+    where
+        F: Future<Output = Result<T, RunError>>,
+    {
+        Guarded {
+            inner: Some(fut),
+            cancel: self.cancel.clone(),
+            cancel_key: None,
+            deadline: self.timeout.map(|after| Deadline {
+                at: Instant::now() + after,
+                after,
+                key: None,
+            }),
+        }
+    }
+}
+
+struct Deadline {
+    at: Instant,
+    after: Duration,
+    key: Option<TimerKey>,
+}
+
+/// A future wrapped by [`RunOptions::guard`].
+pub struct Guarded<F> {
+    inner: Option<F>,
+    cancel: Option<CancelToken>,
+    cancel_key: Option<u64>,
+    deadline: Option<Deadline>,
+}
+
+impl<F> Guarded<F> {
+    fn finish<T>(&mut self, err: RunError) -> Poll<Result<T, RunError>> {
+        self.inner = None;
+        self.release();
+        Poll::Ready(Err(err))
+    }
+
+    fn release(&mut self) {
+        if let (Some(token), Some(key)) = (&self.cancel, self.cancel_key.take()) {
+            token.unregister(key);
+        }
+        if let Some(key) = self.deadline.as_mut().and_then(|d| d.key.take()) {
+            timer().remove(key);
+        }
+    }
+}
+
+impl<F: Unpin> Unpin for Guarded<F> {}
+
+impl<F, T> Future for Guarded<F>
+where
+    F: Future<Output = Result<T, RunError>> + Unpin,
+{
+    type Output = Result<T, RunError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            return this.finish(RunError::Cancelled);
+        }
+        if let Some(d) = &this.deadline {
+            if Instant::now() >= d.at {
+                let after = d.after;
+                return this.finish(RunError::TimedOut { after });
+            }
+        }
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Pending;
+        };
+        if let Poll::Ready(out) = Pin::new(inner).poll(cx) {
+            this.inner = None;
+            this.release();
+            return Poll::Ready(out);
+        }
+        if let Some(token) = &this.cancel {
+            token.register(&mut this.cancel_key, cx.waker());
+            if token.is_cancelled() {
+                return this.finish(RunError::Cancelled);
+            }
+        }
+        if let Some(d) = &mut this.deadline {
+            if d.key.is_none() {
+                d.key = Some(timer().insert(d.at, cx.waker().clone()));
+            } else if let Some(key) = d.key {
+                timer().update(key, cx.waker());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<F> Drop for Guarded<F> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl<F> fmt::Debug for Guarded<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guarded")
+            .field("done", &self.inner.is_none())
+            .field("cancel", &self.cancel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deadline registered with the timer thread.
+pub(crate) type TimerKey = (Instant, u64);
+
+/// One thread that wakes wakers at deadlines: the reactor-free clock of core.
+pub(crate) struct Timer {
+    next: AtomicU64,
+    entries: Mutex<BTreeMap<TimerKey, Waker>>,
+    changed: Condvar,
+}
+
+pub(crate) fn timer() -> &'static Timer {
+    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let timer: &'static Timer = Box::leak(Box::new(Timer {
+            next: AtomicU64::new(0),
+            entries: Mutex::new(BTreeMap::new()),
+            changed: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("autoawait-timer".into())
+            .spawn(move || timer.run())
+            .expect("cannot spawn the autoawait-timer thread");
+        timer
+    })
+}
+
+impl Timer {
+    pub(crate) fn insert(&self, at: Instant, waker: Waker) -> TimerKey {
+        let key = (at, self.next.fetch_add(1, Ordering::Relaxed));
+        let mut entries = lock(&self.entries);
+        let earliest = entries.keys().next().is_none_or(|first| key < *first);
+        entries.insert(key, waker);
+        if earliest {
+            self.changed.notify_one();
+        }
+        key
+    }
+
+    pub(crate) fn update(&self, key: TimerKey, waker: &Waker) {
+        if let Some(old) = lock(&self.entries).get_mut(&key) {
+            if !old.will_wake(waker) {
+                *old = waker.clone();
+            }
+        }
+    }
+
+    pub(crate) fn remove(&self, key: TimerKey) {
+        lock(&self.entries).remove(&key);
+    }
+
+    fn run(&self) {
+        let mut entries = lock(&self.entries);
+        let mut due = Vec::new();
+        loop {
+            let now = Instant::now();
+            while let Some(entry) = entries.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            if !due.is_empty() {
+                // Wake outside the lock: a waker may come straight back to the timer.
+                drop(entries);
+                due.drain(..).for_each(Waker::wake);
+                entries = lock(&self.entries);
+                continue;
+            }
+            entries = match entries.keys().next() {
+                Some(&(at, _)) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    self.changed
+                        .wait_timeout(entries, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.changed.wait(entries).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves the data
+/// consistent, and a panicking cell must never poison a runner.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until `duration` has passed, under any executor (the `autoawait-timer`
+/// thread wakes it). Runtime-agnostic, so it works under every runner, plugins included.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// autoawait_core::block_on_inline(autoawait_core::sleep(Duration::from_millis(5)));
+/// assert!(start.elapsed() >= Duration::from_millis(5));
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        at: Instant::now() + duration,
+        key: None,
+    }
+}
+
+/// The future of [`sleep`].
+#[derive(Debug)]
+pub struct Sleep {
+    at: Instant,
+    key: Option<TimerKey>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.at {
+            if let Some(key) = self.key.take() {
+                timer().remove(key);
+            }
+            return Poll::Ready(());
+        }
+        match self.key {
+            Some(key) => timer().update(key, cx.waker()),
+            None => self.key = Some(timer().insert(self.at, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            timer().remove(key);
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The [`Runner`] trait, its typed extension [`RunnerExt`], and what a runner says
+//! about itself ([`RunnerInfo`]).
+
+use std::any::type_name;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::eventual::CancelOnDrop;
+use crate::{Cell, CellOutput, CellResult, EventualResult, RunError, RunOptions, Services};
+
+/// A boxed `Send` future, as returned by [`Runner::run_async`] and [`Services`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How a runner runs cells, and what happens to background tasks between cells.
+///
+/// DESIGN.md's strategy table is the spec; the conformance suite checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// A reactor thread that lives until shutdown (crochet): background tasks keep
+    /// running between cells.
+    Threaded,
+    /// One loop, driven only while a cell runs (IPython's terminal asyncio runner):
+    /// background tasks are suspended between cells and resume in the next.
+    PerCell,
+    /// A new loop per cell, torn down after it (`trio.run`): tasks are dropped.
+    Fresh,
+    /// Cells run on a loop the host already runs (ipykernel).
+    Host,
+    /// Re-entrant (nest_asyncio): `run` may be called from inside a cell it runs.
+    Nested,
+}
+
+impl Strategy {
+    /// The name a user reads in `%autoawait --list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Threaded => "threaded",
+            Strategy::PerCell => "per-cell",
+            Strategy::Fresh => "fresh",
+            Strategy::Host => "host",
+            Strategy::Nested => "nested",
+        }
+    }
+
+    /// What the strategy means for background tasks, in a few words.
+    pub fn between_cells(self) -> &'static str {
+        match self {
+            Strategy::Threaded => "background tasks keep running",
+            Strategy::PerCell => "background tasks pause between cells",
+            Strategy::Fresh => "background tasks end with each cell",
+            Strategy::Host => "cells run on the host's loop",
+            Strategy::Nested => "re-entrant: cells may run cells",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a runner can do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `run` may be called from inside a cell this runner is running.
+    pub nests: bool,
+    /// Tasks spawned by a cell make progress while no cell runs.
+    pub keeps_tasks: bool,
+    /// Accepts cells built with [`Cell::local`] (`!Send` futures).
+    pub local_cells: bool,
+}
+
+impl Capabilities {
+    /// The usual capabilities of a strategy; adjust with struct update syntax.
+    pub const fn of(strategy: Strategy) -> Self {
+        match strategy {
+            Strategy::Threaded | Strategy::Host => Capabilities {
+                nests: false,
+                keeps_tasks: true,
+                local_cells: true,
+            },
+            Strategy::PerCell | Strategy::Fresh => Capabilities {
+                nests: false,
+                keeps_tasks: false,
+                local_cells: true,
+            },
+            Strategy::Nested => Capabilities {
+                nests: true,
+                keeps_tasks: true,
+                local_cells: true,
+            },
+        }
+    }
+}
+
+/// What a runner says about itself: shown by `%autoawait --list`.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{RunnerInfo, Strategy};
+///
+/// const INFO: RunnerInfo =
+///     RunnerInfo::new("my-loop", "mine", Strategy::Threaded, "my loop on its own thread");
+/// assert!(INFO.capabilities.keeps_tasks);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerInfo {
+    /// The name a user types after `%autoawait` (lowercase, `backend-strategy`).
+    pub name: Cow<'static, str>,
+    /// The backend crate or loop (`tokio`, `smol`, `twisted`, `core`).
+    pub backend: Cow<'static, str>,
+    /// How cells are run.
+    pub strategy: Strategy,
+    /// One line for `%autoawait --list`.
+    pub summary: Cow<'static, str>,
+    /// What the runner can do.
+    pub capabilities: Capabilities,
+}
+
+impl RunnerInfo {
+    /// Info with the usual [`Capabilities`] of `strategy`.
+    pub const fn new(
+        name: &'static str,
+        backend: &'static str,
+        strategy: Strategy,
+        summary: &'static str,
+    ) -> Self {
+        RunnerInfo {
+            name: Cow::Borrowed(name),
+            backend: Cow::Borrowed(backend),
+            strategy,
+            summary: Cow::Borrowed(summary),
+            capabilities: Capabilities::of(strategy),
+        }
+    }
+
+    /// The same info with other capabilities.
+    pub const fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+}
+
+/// Runs futures to completion from synchronous code.
+///
+/// Object safe: hosts keep runners as `Arc<dyn Runner>` and pick them by name
+/// through the [`Registry`](crate::Registry). [`RunnerExt::block_on`] gives typed
+/// results on top.
+///
+/// Contract, checked for every runner by the conformance suite:
+/// - a panic in a cell is a value ([`RunError::Panicked`]), never a crash, and the
+///   next cell works;
+/// - a timeout or a cancel drops the cell's future;
+/// - blocking on the thread that must drive the work is [`RunError::WouldDeadlock`],
+///   never a hang;
+/// - after [`shutdown`](Runner::shutdown), every call is [`RunError::Stopped`].
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{Cell, Registry, RunOptions};
+///
+/// let runner = Registry::global().get("inline").unwrap();
+/// let out = runner.run(Cell::new(async { 6 * 7 }), &RunOptions::default()).unwrap();
+/// assert_eq!(*out.downcast::<i32>().unwrap(), 42);
+/// ```
+pub trait Runner: Send + Sync + 'static {
+    /// What this runner is.
+    fn info(&self) -> &RunnerInfo;
+
+    /// Runs `cell` to completion, blocking the calling thread.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::Panicked`], [`RunError::TimedOut`] and [`RunError::Cancelled`] for the
+    /// cell's own fate; [`RunError::WouldDeadlock`] when called from the thread that
+    /// drives this runner (unless it nests); [`RunError::Stopped`] after shutdown;
+    /// [`RunError::Unsupported`] for a local cell the runner cannot take.
+    fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult;
+
+    /// Starts `cell` in the background (crochet's `run_in_reactor`).
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::Stopped`] after shutdown; [`RunError::Unsupported`] if the runner
+    /// cannot run background tasks.
+    fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError>;
+
+    /// Stops the runner: background tasks are dropped after at most `grace`, and every
+    /// thread it started is joined. Idempotent.
+    fn shutdown(&self, grace: Duration);
+
+    /// Runs `cell` for a host that is itself async, without blocking a thread.
+    ///
+    /// The default spawns the cell and awaits its [`EventualResult`].
+    fn run_async(&self, cell: Cell, opts: &RunOptions) -> BoxFuture<'static, CellResult> {
+        let spawned = self.spawn(cell);
+        let opts = opts.clone();
+        Box::pin(async move { opts.guard(CancelOnDrop(spawned?)).await })
+    }
+
+    /// The services (sleep, spawn, TCP) this runner offers to cells, if any.
+    fn services(&self) -> Option<&dyn Services> {
+        None
+    }
+}
+
+impl fmt::Debug for dyn Runner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner")
+            .field("name", &self.info().name)
+            .field("strategy", &self.info().strategy)
+            .finish()
+    }
+}
+
+/// Typed convenience on every [`Runner`], `dyn Runner` included.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{Registry, RunnerExt};
+///
+/// let runner = Registry::global().get("inline").unwrap();
+/// let s: String = runner.block_on(async { "typed".to_string() }).unwrap();
+/// assert_eq!(s, "typed");
+/// ```
+pub trait RunnerExt: Runner {
+    /// Runs `fut` to completion and returns its output.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::run`].
+    fn block_on<F>(&self, fut: F) -> Result<F::Output, RunError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.run(Cell::new(fut), &RunOptions::default())
+            .map(downcast::<F::Output>)
+    }
+
+    /// [`block_on`](Self::block_on) with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runner::run`].
+    fn block_on_with<F>(&self, fut: F, opts: &RunOptions) -> Result<F::Output, RunError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.run(Cell::new(fut), opts).map(downcast::<F::Output>)
+    }
+}
+
+impl<R: Runner + ?Sized> RunnerExt for R {}
+
+/// Downcasts a cell's output to the type the host put in.
+///
+/// # Panics
+///
+/// If the output is not a `T`: a runner returned another cell's output.
+#[track_caller]
+pub fn downcast<T: 'static>(out: CellOutput) -> T {
+    match out.downcast::<T>() {
+        Ok(v) => *v,
+        Err(_) => panic!("a runner returned an output that is not a {}", type_name::<T>()),
+    }
+}
+
+/// The identity of a loop: the thread driving it is marked with it, so that a
+/// blocking call on that thread is refused with [`RunError::WouldDeadlock`].
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::ReactorId;
+///
+/// let reactor = ReactorId::new("my-loop");
+/// assert!(!reactor.is_current());
+/// let guard = reactor.enter();
+/// assert!(reactor.is_current());
+/// assert_eq!(autoawait_core::current_runner_name().as_deref(), Some("my-loop"));
+/// drop(guard);
+/// assert!(!reactor.is_current());
+/// ```
+#[derive(Clone)]
+pub struct ReactorId(Arc<ReactorInner>);
+
+struct ReactorInner {
+    id: u64,
+    name: String,
+}
+
+thread_local! {
+    static DRIVING: RefCell<Vec<ReactorId>> = const { RefCell::new(Vec::new()) };
+}
+
+impl ReactorId {
+    /// A new identity for the loop of runner `name`.
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ReactorId(Arc::new(ReactorInner {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            name: name.to_owned(),
+        }))
+    }
+
+    /// The runner's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Marks this thread as driving the loop until the guard is dropped.
+    pub fn enter(&self) -> ReactorGuard {
+        DRIVING.with(|d| d.borrow_mut().push(self.clone()));
+        ReactorGuard(())
+    }
+
+    /// `true` if this thread is driving the loop right now.
+    pub fn is_current(&self) -> bool {
+        DRIVING.with(|d| d.borrow().iter().any(|r| r.0.id == self.0.id))
+    }
+}
+
+impl PartialEq for ReactorId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ReactorId {}
+
+impl fmt::Debug for ReactorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReactorId({}, {:?})", self.0.id, self.0.name)
+    }
+}
+
+/// Returned by [`ReactorId::enter`]; unmarks the thread when dropped.
+#[derive(Debug)]
+pub struct ReactorGuard(());
+
+impl Drop for ReactorGuard {
+    fn drop(&mut self) {
+        DRIVING.with(|d| d.borrow_mut().pop());
+    }
+}
+
+/// The name of the runner whose loop this thread drives right now (the innermost,
+/// when runners nest), if any.
+pub fn current_runner_name() -> Option<String> {
+    DRIVING.with(|d| d.borrow().last().map(|r| r.0.name.clone()))
+}

@@ -1,0 +1,1 @@
+//! smol runners: see issue 3.

@@ -1,0 +1,1 @@
+//! tokio runners: see issue 3.

@@ -1,0 +1,1 @@
+//! Workspace-level integration tests of autoawait live in `tests/tests/`.
