@@ -38,6 +38,7 @@ mod builtin;
 mod cell;
 mod error;
 mod eventual;
+pub mod handoff;
 mod options;
 mod registry;
 mod runner;

@@ -320,7 +320,10 @@ impl Timer {
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                 }
-                None => self.changed.wait(entries).unwrap_or_else(|e| e.into_inner()),
+                None => self
+                    .changed
+                    .wait(entries)
+                    .unwrap_or_else(|e| e.into_inner()),
             };
         }
     }

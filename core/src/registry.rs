@@ -317,7 +317,11 @@ impl Registry {
 
     /// Shuts down every runner that was created. Each is joined within `grace`.
     pub fn shutdown_all(&self, grace: Duration) {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for entry in entries {
             let runner = lock(&entry.instance).clone();
             if let Some(runner) = runner {

@@ -274,7 +274,10 @@ impl<R: Runner + ?Sized> RunnerExt for R {}
 pub fn downcast<T: 'static>(out: CellOutput) -> T {
     match out.downcast::<T>() {
         Ok(v) => *v,
-        Err(_) => panic!("a runner returned an output that is not a {}", type_name::<T>()),
+        Err(_) => panic!(
+            "a runner returned an output that is not a {}",
+            type_name::<T>()
+        ),
     }
 }
 

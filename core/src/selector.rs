@@ -154,9 +154,7 @@ impl<'r> Selector<'r> {
             "--list" | "-l" => return Ok(self.table()),
             flag if flag.starts_with('-') => {
                 return Err(RunError::InvalidArgument {
-                    message: format!(
-                        "%autoawait has no option `{arg}`; its only option is --list"
-                    ),
+                    message: format!("%autoawait has no option `{arg}`; its only option is --list"),
                 })
             }
             _ => self.select(arg)?,
