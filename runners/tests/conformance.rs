@@ -423,7 +423,7 @@ fn shutdown_joins_threads_child(name: &str) {
         task.is_ok()
     });
     for _ in 0..100 {
-        let _ = runner.block_on(async { YieldOnce(false).await });
+        let _ = runner.block_on(YieldOnce(false));
     }
     let started = Instant::now();
     runner.shutdown(Duration::from_secs(5));
