@@ -386,14 +386,24 @@ fn shutdown_stops_the_runner(name: &str) {
         .is_stopped());
 }
 
-/// Threads of this process, except the shared core timer.
+/// Process-wide threads that no runner owns and that live until exit: the core
+/// timer, the fallback driver of async-io (smol's reactor), the global executor
+/// of async-std, and the idle-exiting blocking pool of the `blocking` crate.
+const PROCESS_THREADS: [&str; 4] = [
+    "autoawait-timer",
+    "async-io",
+    "async-std/runtime",
+    "blocking-",
+];
+
+/// Threads of this process, except the process-wide ones.
 fn threads() -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir("/proc/self/task").unwrap() {
         let comm = entry.unwrap().path().join("comm");
         if let Ok(name) = std::fs::read_to_string(comm) {
             let name = name.trim().to_owned();
-            if name != "autoawait-timer" {
+            if !PROCESS_THREADS.iter().any(|p| name.starts_with(p)) {
                 names.push(name);
             }
         }
