@@ -236,13 +236,15 @@ impl EventualResult {
         if self.is_done() {
             return;
         }
+        // The result first: a task that sees the flag and ends must not report
+        // itself dropped instead.
+        shared.complete(Err(RunError::Cancelled));
         shared.cancelled.store(true, Ordering::Release);
         let dropped = match shared.fut.try_lock() {
             Ok(mut slot) => slot.take(),
             Err(_) => None,
         };
         drop(dropped);
-        shared.complete(Err(RunError::Cancelled));
         if let Some(waker) = lock(&shared.task_waker).take() {
             waker.wake();
         }

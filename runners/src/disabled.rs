@@ -27,3 +27,7 @@ disabled!("tokio" => "tokio" Threaded, "tokio-per-cell" PerCell, "tokio-fresh" F
 #[cfg(not(feature = "smol"))]
 disabled!("smol" => "smol" Threaded, "smol-per-cell" PerCell, "smol-fresh" Fresh,
           "smol-host" Host, "smol-nested" Nested);
+#[cfg(not(feature = "async-std"))]
+disabled!("async-std" => "async-std" Threaded);
+#[cfg(not(all(feature = "glommio", target_os = "linux")))]
+disabled!("glommio" => "glommio" Threaded);

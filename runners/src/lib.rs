@@ -11,9 +11,13 @@
 //! ```
 
 // The one seam where backends are chosen: one line per backend.
+#[cfg(feature = "async-std")]
+mod async_std_runner;
+#[cfg(all(feature = "glommio", target_os = "linux"))]
+mod glommio_runner;
 #[cfg(feature = "smol")]
 mod smol_runner;
 #[cfg(feature = "tokio")]
-mod tokio_runner;
+pub mod tokio_runner;
 
 mod disabled;
