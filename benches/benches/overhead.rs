@@ -1,0 +1,100 @@
+//! What the contract costs: the same ready and yield-once futures through a direct
+//! tokio current_thread `block_on`, and through `Arc<dyn Runner>` +
+//! `RunnerExt::block_on` on that same runtime (Cell boxing, the cell future's
+//! panic catching and origin tracking, dyn dispatch, the output's `Box<dyn Any>`
+//! and its downcast). Also the registry lookup a front end does per `%autoawait`.
+//!
+//! The difference between `direct::*` and `dyn_runner::*` is the contract's
+//! overhead; the target is at most 60 ns (reference/spikes.md measured ≈40 ns).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use autoawait_core::{
+    Cell, CellResult, EventualResult, Registry, RunError, RunOptions, Runner, RunnerExt,
+    RunnerInfo, Strategy,
+};
+use autoawait_runners as _;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// Pending once (waking itself), then ready: one trip through the scheduler.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = u64;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        if self.0 {
+            return Poll::Ready(1);
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// The thinnest possible runner over a current_thread runtime: exactly the
+/// contract, nothing of a real runner's bookkeeping.
+struct Direct {
+    info: RunnerInfo,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Runner for Direct {
+    fn info(&self) -> &RunnerInfo {
+        &self.info
+    }
+    fn run(&self, cell: Cell, _opts: &RunOptions) -> CellResult {
+        self.rt.block_on(cell.into_local_future())
+    }
+    fn spawn(&self, _cell: Cell) -> Result<EventualResult, RunError> {
+        Err(RunError::Unsupported {
+            runner: "bench".into(),
+            reason: "benches only".into(),
+        })
+    }
+    fn shutdown(&self, _grace: Duration) {}
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("cannot build a tokio runtime")
+}
+
+fn overhead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("overhead");
+    let rt = runtime();
+    group.bench_function("direct::ready", |b| {
+        b.iter(|| rt.block_on(async { black_box(1u64) }))
+    });
+    group.bench_function("direct::yield_once", |b| {
+        b.iter(|| rt.block_on(YieldOnce(false)))
+    });
+    let runner: Arc<dyn Runner> = Arc::new(Direct {
+        info: RunnerInfo::new("bench", "tokio", Strategy::PerCell, "bench"),
+        rt: runtime(),
+    });
+    group.bench_function("dyn_runner::ready", |b| {
+        b.iter(|| runner.block_on(async { black_box(1u64) }).unwrap())
+    });
+    group.bench_function("dyn_runner::yield_once", |b| {
+        b.iter(|| runner.block_on(YieldOnce(false)).unwrap())
+    });
+    let registry = Registry::global();
+    registry.get("inline").unwrap();
+    group.bench_function("registry::get", |b| {
+        b.iter(|| registry.get(black_box("Inline")).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = autoawait_benches::criterion();
+    targets = overhead
+}
+criterion_main!(benches);
