@@ -139,6 +139,9 @@ impl<T> ReplyReceiver<T> {
                 if start.elapsed() >= self.spin {
                     break;
                 }
+                // Let the sender run if it shares this core (more runnable threads
+                // than cores): pure spinning would hold it off for the whole budget.
+                thread::yield_now();
             }
         }
         while state.load(Ordering::Acquire) == EMPTY {
