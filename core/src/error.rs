@@ -130,6 +130,13 @@ pub enum RunError {
         /// The cell's error message, traceback included.
         message: String,
     },
+    /// A plugin library could not be loaded; the registry was left as it was.
+    Plugin {
+        /// The file (or the name) that was asked for.
+        path: std::path::PathBuf,
+        /// What is wrong with it, and what to do.
+        reason: String,
+    },
     /// The backend failed (a runtime that could not be built, a plugin error, ...).
     Backend(Arc<dyn Error + Send + Sync>),
 }
@@ -138,7 +145,8 @@ impl RunError {
     /// Turns a panic payload (from [`std::panic::catch_unwind`]) into [`RunError::Panicked`].
     ///
     /// The tokio message "there is no reactor running" becomes
-    /// [`RunError::WrongRuntime`] instead: a tokio awaitable polled under another runner.
+    /// [`RunError::WrongRuntime`] instead: a tokio awaitable polled under another runner;
+    /// so does "it is being shutdown": a tokio awaitable whose runtime is gone.
     pub fn from_panic(payload: Box<dyn Any + Send>) -> Self {
         let message = panic_message(payload.as_ref());
         if message.contains("must be called from the context of a Tokio") {
@@ -146,6 +154,19 @@ impl RunError {
                 needs: "tokio".into(),
                 runner: crate::current_runner_name().unwrap_or_else(|| "this runner".into()),
                 detail: message,
+            };
+        }
+        if message.contains("A Tokio 1.x context was found, but it is being shutdown") {
+            // A timer or socket made on a tokio runtime that is gone (a fresh runner's
+            // earlier cell, a runner that was shut down).
+            return RunError::WrongRuntime {
+                needs: "tokio".into(),
+                runner: crate::current_runner_name().unwrap_or_else(|| "this runner".into()),
+                detail: format!(
+                    "{message} The tokio runtime this awaitable was made on was shut down, \
+                     as a fresh runner does after each cell: make it in the cell that \
+                     awaits it, or use a runner that keeps its runtime"
+                ),
             };
         }
         RunError::Panicked { message }
@@ -205,6 +226,10 @@ impl RunError {
     /// `true` for [`RunError::Unsupported`].
     pub fn is_unsupported(&self) -> bool {
         matches!(self, RunError::Unsupported { .. })
+    }
+    /// `true` for [`RunError::Plugin`].
+    pub fn is_plugin(&self) -> bool {
+        matches!(self, RunError::Plugin { .. })
     }
     /// `true` for [`RunError::WrongRuntime`].
     pub fn is_wrong_runtime(&self) -> bool {
@@ -269,8 +294,9 @@ impl fmt::Display for RunError {
                 available,
             } => {
                 write!(f, "no runner named `{name}`")?;
-                if let Some(closest) = closest {
-                    write!(f, "; did you mean `{closest}`?")?;
+                match closest {
+                    Some(closest) => write!(f, "; did you mean `{closest}`?")?,
+                    None => write!(f, ".")?,
                 }
                 write!(f, " The runners are: ")?;
                 for (i, n) in available.iter().enumerate() {
@@ -309,6 +335,9 @@ impl fmt::Display for RunError {
             ),
             RunError::InvalidArgument { message } => f.write_str(message),
             RunError::Failed { message } => f.write_str(message),
+            RunError::Plugin { path, reason } => {
+                write!(f, "cannot load plugin {}: {reason}", path.display())
+            }
             RunError::Backend(source) => write!(f, "backend error: {source}"),
         }
     }

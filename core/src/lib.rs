@@ -32,7 +32,7 @@
 //! assert_eq!(*seen.downcast::<Option<CellId>>().unwrap(), Some(CellId::new(3)));
 //! # Ok::<(), autoawait_core::RunError>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod builtin;
 mod cell;
@@ -40,6 +40,8 @@ mod error;
 mod eventual;
 pub mod handoff;
 mod options;
+#[allow(unsafe_code)]
+pub mod plugin;
 mod registry;
 mod runner;
 mod selector;
@@ -53,6 +55,7 @@ pub use cell::{
 pub use error::RunError;
 pub use eventual::{set_error_hook, Completer, EventualResult, LocalTask, Task};
 pub use options::{sleep, CancelToken, Guarded, RunOptions, Sleep};
+pub use plugin::{Plugin, PluginLoad};
 pub use registry::{Listing, MakeRunner, Registry, RunnerFactory, Source};
 pub use runner::{
     current_runner_name, downcast, BoxFuture, Capabilities, ReactorGuard, ReactorId, Runner,

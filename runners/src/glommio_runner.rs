@@ -267,9 +267,7 @@ fn explain(err: glommio::GlommioError<()>) -> RunError {
             IO_MEMORY * 3 / 1024 + 64
         )));
     }
-    RunError::backend(io::Error::other(format!(
-        "glommio cannot start: {text}"
-    )))
+    RunError::backend(io::Error::other(format!("glommio cannot start: {text}")))
 }
 
 fn make() -> Result<Arc<dyn Runner>, RunError> {

@@ -18,6 +18,7 @@ use autoawait_core::{
     Strategy,
 };
 use autoawait_runners as _;
+use autoawait_static_example as _;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long any one test may take before it counts as a deadlock.
@@ -65,9 +66,52 @@ struct Fixture {
     runner: Arc<dyn Runner>,
 }
 
+/// A registry with every built-in runner and, for plugin runners, their plugin.
+fn registry_for(name: &str) -> Registry {
+    let registry = Registry::new();
+    if name.starts_with("twisted") {
+        registry
+            .load_plugin(twisted_plugin())
+            .unwrap_or_else(|e| panic!("cannot load the twisted plugin: {e}"));
+    }
+    registry
+}
+
+/// Builds the twisted cdylib (once per test binary) and returns its path.
+fn twisted_plugin() -> &'static std::path::Path {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        // <target>/debug/deps/conformance-<hash> -> <target>/plugin-tests
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().join("plugin-tests");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "autoawait-twisted",
+                "--manifest-path",
+            ])
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cannot run cargo");
+        assert!(status.success(), "cannot build the twisted plugin");
+        let file = format!(
+            "{}autoawait_twisted{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        );
+        target.join("debug").join(file)
+    })
+}
+
 impl Fixture {
     fn new(name: &str) -> Self {
-        let registry = Registry::new();
+        let registry = registry_for(name);
         let runner = registry
             .get(name)
             .unwrap_or_else(|e| panic!("cannot create runner `{name}`: {e}"));
@@ -362,7 +406,10 @@ fn blocking_on_the_reactor_thread(name: &str) {
     match info.strategy {
         // Tasks may run elsewhere (their own threads, other workers): waiting may work.
         _ if info.capabilities.nests => {
-            assert!(matches!(waited, Ok(9) | Err(RunError::WouldDeadlock { .. })), "{waited:?}");
+            assert!(
+                matches!(waited, Ok(9) | Err(RunError::WouldDeadlock { .. })),
+                "{waited:?}"
+            );
         }
         Strategy::Host => {
             assert!(
@@ -393,12 +440,14 @@ fn shutdown_stops_the_runner(name: &str) {
 
 /// Process-wide threads that no runner owns and that live until exit: the core
 /// timer, the fallback driver of async-io (smol's reactor), the global executor
-/// of async-std, and the idle-exiting blocking pool of the `blocking` crate.
-const PROCESS_THREADS: [&str; 4] = [
+/// of async-std, the idle-exiting blocking pool of the `blocking` crate, and the
+/// twisted reactor, which runs once per process and can never be restarted.
+const PROCESS_THREADS: [&str; 5] = [
     "autoawait-timer",
     "async-io",
     "async-std/runtime",
     "blocking-",
+    "twisted",
 ];
 
 /// Threads of this process, except the process-wide ones.
@@ -409,7 +458,10 @@ fn threads() -> Vec<String> {
         if let Ok(name) = std::fs::read_to_string(comm) {
             let name = name.trim().to_owned();
             // Linux keeps 15 bytes of a thread's name.
-            if !PROCESS_THREADS.iter().any(|p| name.starts_with(&p[..p.len().min(15)])) {
+            if !PROCESS_THREADS
+                .iter()
+                .any(|p| name.starts_with(&p[..p.len().min(15)]))
+            {
                 names.push(name);
             }
         }
@@ -427,7 +479,7 @@ fn shutdown_joins_threads_child(name: &str) {
     // Start the timer thread first so it is not counted as the runner's.
     autoawait_core::block_on_inline(autoawait_core::sleep(Duration::from_millis(1)));
     let before = threads();
-    let runner = Registry::new().get(name).unwrap();
+    let runner = registry_for(name).get(name).unwrap();
     let r = runner.clone();
     let _ = runner.block_on(async move {
         let task = r.spawn(Cell::new(async {
@@ -634,10 +686,31 @@ macro_rules! runner_tests {
 
 runner_tests!(inline, "inline");
 runner_tests!(sync, "sync");
+#[cfg(feature = "async-std")]
 runner_tests!(async_std, "async-std");
+#[cfg(all(feature = "glommio", target_os = "linux"))]
 runner_tests!(glommio, "glommio");
+#[cfg(feature = "tokio")]
 runner_tests!(tokio, "tokio");
+#[cfg(feature = "tokio")]
 runner_tests!(tokio_per_cell, "tokio-per-cell");
+#[cfg(feature = "tokio")]
 runner_tests!(tokio_fresh, "tokio-fresh");
+#[cfg(feature = "tokio")]
 runner_tests!(tokio_host, "tokio-host");
+#[cfg(feature = "tokio")]
 runner_tests!(tokio_nested, "tokio-nested");
+#[cfg(feature = "smol")]
+runner_tests!(smol, "smol");
+#[cfg(feature = "smol")]
+runner_tests!(smol_per_cell, "smol-per-cell");
+#[cfg(feature = "smol")]
+runner_tests!(smol_fresh, "smol-fresh");
+#[cfg(all(feature = "smol", feature = "tokio"))]
+runner_tests!(smol_host, "smol-host");
+#[cfg(feature = "smol")]
+runner_tests!(smol_nested, "smol-nested");
+runner_tests!(futures_local, "futures-local");
+// `twisted-per-cell` is not here: only the first cell of a whole process can run
+// on it (core/tests/plugin.rs checks that, in a child process).
+runner_tests!(twisted, "twisted");

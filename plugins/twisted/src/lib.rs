@@ -1,0 +1,631 @@
+//! A Twisted-style callback reactor on mio, as an autoawait plugin loaded at run time.
+//!
+//! The reactor ([`reactor::Reactor`]) has `call_later`, a timer heap, a `mio::Waker`
+//! for wake-ups from other threads, tasks, a [`Deferred`] and
+//! TCP through mio sockets. Like Twisted's, it runs once per process and cannot be
+//! restarted. The plugin offers two runners:
+//!
+//! - `twisted` (threaded): the reactor runs on its own thread, named `twisted`, for
+//!   the life of the process, as crochet does it; timers and tasks keep firing
+//!   between cells. The thread starts with the first cell. Shutting the runner down
+//!   cancels its tasks and refuses new cells; the reactor thread goes on until the
+//!   process exits, since it could never be started again.
+//! - `twisted-per-cell` (fresh): starts the reactor for the cell on the calling
+//!   thread and stops it after. The first cell works; the second gets
+//!   `NotRestartable` with the advice to use `twisted`. That is the problem that made
+//!   crochet necessary.
+//!
+//! And these async functions for cells (front ends bind them by name):
+//!
+//! | function | result |
+//! |---|---|
+//! | `twisted.sleep(s)` | nil, after `s` seconds on the reactor's timer heap |
+//! | `twisted.call_later(s, fn)` | what `fn()` returns, called on the reactor thread after `s` seconds |
+//! | `twisted.deferred()` | a handle to a new deferred |
+//! | `twisted.deferred.callback(d, v)` | fires `d` with `v` |
+//! | `twisted.deferred.errback(d, msg)` | fires `d` with an error |
+//! | `twisted.deferred.wait(d)` | `d`'s value once fired (or its error); any number of times |
+//! | `twisted.deferred.release(d)` | forgets `d` (a front end calls it when its handle is collected) |
+//!
+//! `sleep` and `call_later` need the reactor running (a cell of either runner, or
+//! any cell once `twisted` has started); the deferred functions work anywhere.
+//!
+//! Both runners offer `Services` on the reactor: `sleep` on its timer heap, TCP
+//! `connect`/`listen` through mio sockets.
+//!
+//! Build it with `cargo build -p autoawait-twisted` and load
+//! `target/debug/libautoawait_twisted.so` with `Registry::load_plugin`, or by name
+//! `twisted` from `AUTOAWAIT_PLUGIN_PATH`.
+
+pub mod reactor;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use autoawait_core::plugin::{PluginBuilder, Value};
+use autoawait_core::{
+    handoff, BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener,
+    ReactorId, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy,
+};
+
+use reactor::{Deferred, Phase, Reactor};
+
+/// The threaded runner's info.
+pub const TWISTED: RunnerInfo = RunnerInfo::new(
+    "twisted",
+    "twisted",
+    Strategy::Threaded,
+    "Twisted-style reactor on mio, on its own thread for the whole process (crochet); \
+     timers and tasks keep firing between cells",
+);
+
+/// The per-cell runner's info.
+pub const TWISTED_PER_CELL: RunnerInfo = RunnerInfo::new(
+    "twisted-per-cell",
+    "twisted",
+    Strategy::Fresh,
+    "starts the reactor for one cell and stops it after; Twisted's reactor cannot \
+     restart, so only the first cell works (use `twisted`)",
+);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const USE_TWISTED: &str = "Twisted's reactor runs once per process and cannot be started \
+    again. Use `%autoawait twisted`, which keeps one reactor running on its own thread \
+    between cells, as crochet does";
+
+/// `twisted`: the reactor on its own thread for the life of the process.
+///
+/// The reactor thread belongs to the process, not to a runner instance: shutting a
+/// runner down cancels the tasks it spawned and refuses new cells, but leaves the
+/// reactor running, because it could never be started again.
+struct Threaded {
+    info: RunnerInfo,
+    id: ReactorId,
+    /// Cancels this instance's background tasks at shutdown.
+    tasks: CancelToken,
+    /// How long `run` spins for the reply before parking.
+    spin: Duration,
+    stopped: AtomicBool,
+}
+
+/// The process's reactor thread, once started.
+static REACTOR_THREAD: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+
+impl Threaded {
+    fn check(&self) -> Result<(), RunError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(RunError::Stopped {
+                runner: self.info.name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the reactor thread on first use.
+    fn ensure_started(&self) -> Result<(), RunError> {
+        self.check()?;
+        let reactor = Reactor::global();
+        let mut thread = lock(&REACTOR_THREAD);
+        match reactor.phase() {
+            Phase::Running { threaded: true, .. } | Phase::Claimed { threaded: true } => {
+                return Ok(())
+            }
+            Phase::NotStarted => {}
+            Phase::Stopped => {
+                return Err(RunError::NotRestartable {
+                    runner: self.info.name.to_string(),
+                    advice: "the reactor of this process already ran for a \
+                             `twisted-per-cell` cell and stopped; Twisted's reactor cannot \
+                             be started again: restart the process and use `%autoawait \
+                             twisted` from the start"
+                        .into(),
+                })
+            }
+            Phase::Running { .. } | Phase::Claimed { .. } => {
+                return Err(RunError::NotRestartable {
+                    runner: self.info.name.to_string(),
+                    advice: "the reactor is running a `twisted-per-cell` cell; the two \
+                             twisted runners share the process's one reactor"
+                        .into(),
+                })
+            }
+        }
+        reactor.claim(true).map_err(|_| RunError::NotRestartable {
+            runner: self.info.name.to_string(),
+            advice: "another runner claimed the reactor first".into(),
+        })?;
+        // Every `twisted` instance shares the thread, so it is marked with one id.
+        let id = self.id.clone();
+        let handle = thread::Builder::new()
+            .name("twisted".into())
+            .spawn(move || {
+                let _driving = id.enter();
+                let _ = Reactor::global().run(true);
+            })
+            .map_err(|e| {
+                RunError::backend(std::io::Error::other(format!(
+                    "cannot spawn the twisted reactor thread: {e}"
+                )))
+            })?;
+        *thread = Some(handle);
+        Ok(())
+    }
+}
+
+/// The one identity of the `twisted` reactor thread, shared by every instance.
+fn threaded_id() -> ReactorId {
+    static ID: OnceLock<ReactorId> = OnceLock::new();
+    ID.get_or_init(|| ReactorId::new("twisted")).clone()
+}
+
+impl Runner for Threaded {
+    fn info(&self) -> &RunnerInfo {
+        &self.info
+    }
+
+    fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
+        if self.id.is_current() {
+            return Err(RunError::would_deadlock(
+                &self.info.name,
+                "run() from inside a cell of this runner",
+            ));
+        }
+        self.ensure_started()?;
+        let fut = cell
+            .into_future()
+            .map_err(|_| RunError::local_unsupported(&self.info.name))?;
+        // Spin briefly, then park: the fast cross-thread hand-off of core.
+        let (tx, rx) = handoff::reply(self.spin);
+        if opts.is_empty() {
+            Reactor::global().spawn(async move { tx.send(fut.await) });
+        } else {
+            // The host guards its cells itself; options here are for direct callers.
+            let fut = opts.guard(fut);
+            Reactor::global().spawn(async move { tx.send(fut.await) });
+        }
+        // No reply: the reactor dropped the cell (it stopped).
+        rx.recv().unwrap_or_else(|| {
+            Err(RunError::TaskDropped {
+                runner: self.info.name.to_string(),
+            })
+        })
+    }
+
+    fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
+        self.ensure_started()?;
+        let origin = cell.origin();
+        let fut = cell
+            .into_future()
+            .map_err(|_| RunError::local_unsupported(&self.info.name))?;
+        let opts = RunOptions::default().cancel_token(self.tasks.clone());
+        let (task, eventual) = EventualResult::task(origin, opts.guard(fut), Some(&self.id));
+        Reactor::global().spawn(task);
+        Ok(eventual)
+    }
+
+    fn services(&self) -> Option<&dyn Services> {
+        Some(&TwistedServices)
+    }
+
+    fn shutdown(&self, grace: Duration) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.tasks.cancel();
+        let reactor = Reactor::global();
+        if !reactor.is_running() || reactor.is_reactor_thread() {
+            return;
+        }
+        // The cancelled tasks were woken; a call queued after them runs once they
+        // were polled and dropped their futures.
+        let (done, dropped) = std::sync::mpsc::channel();
+        reactor.call_soon(move || {
+            let _ = done.send(());
+        });
+        let _ = dropped.recv_timeout(grace);
+    }
+}
+
+/// `twisted-per-cell`: the reactor runs for one cell on the calling thread.
+struct PerCell {
+    info: RunnerInfo,
+    id: ReactorId,
+    stopped: AtomicBool,
+}
+
+impl Runner for PerCell {
+    fn info(&self) -> &RunnerInfo {
+        &self.info
+    }
+
+    fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
+        let name = self.info.name.to_string();
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(RunError::Stopped { runner: name });
+        }
+        let reactor = Reactor::global();
+        if self.id.is_current() || reactor.is_reactor_thread() {
+            return Err(RunError::would_deadlock(
+                &name,
+                "run() from inside a cell of this runner",
+            ));
+        }
+        if let Err(phase) = reactor.claim(false) {
+            let advice = match phase {
+                Phase::Running { threaded: true, .. } | Phase::Claimed { threaded: true } => {
+                    format!(
+                        "the reactor is already running on its own thread for runner \
+                         `twisted`, and a process has one reactor. {USE_TWISTED}"
+                    )
+                }
+                _ => format!(
+                    "the reactor already ran for an earlier cell and stopped after it. \
+                     {USE_TWISTED}"
+                ),
+            };
+            return Err(RunError::NotRestartable {
+                runner: name,
+                advice,
+            });
+        }
+        let origin = cell.origin();
+        let fut = match cell.into_future() {
+            Ok(fut) => fut,
+            Err(_) => {
+                // The claim is spent: the reactor must not run later for another cell.
+                reactor.stop();
+                let _ = reactor.run(false);
+                return Err(RunError::local_unsupported(&name));
+            }
+        };
+        let (task, eventual) = if opts.is_empty() {
+            EventualResult::task(origin, fut, Some(&self.id))
+        } else {
+            EventualResult::task(origin, opts.guard(fut), Some(&self.id))
+        };
+        reactor.spawn(async move {
+            task.await;
+            Reactor::global().stop();
+        });
+        {
+            let _driving = self.id.enter();
+            let _ = reactor.run(false);
+        }
+        eventual
+            .try_result()
+            .unwrap_or_else(|| Err(RunError::TaskDropped { runner: name }))
+    }
+
+    fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
+        let reactor = Reactor::global();
+        if !self.id.is_current() || !reactor.is_reactor_thread() {
+            return Err(RunError::Unsupported {
+                runner: self.info.name.to_string(),
+                reason: "`twisted-per-cell` has no loop between cells, so a task spawned \
+                         outside a cell would never run; spawn it from inside a cell (it \
+                         ends with that cell) or use `%autoawait twisted`"
+                    .into(),
+            });
+        }
+        let origin = cell.origin();
+        let fut = cell
+            .into_future()
+            .map_err(|_| RunError::local_unsupported(&self.info.name))?;
+        let (task, eventual) = EventualResult::task(origin, fut, Some(&self.id));
+        reactor.spawn(task);
+        Ok(eventual)
+    }
+
+    fn shutdown(&self, _grace: Duration) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    fn services(&self) -> Option<&dyn Services> {
+        Some(&TwistedServices)
+    }
+}
+
+/// `Services` of both runners: sleep on the reactor's timers, TCP through mio.
+#[derive(Debug)]
+struct TwistedServices;
+
+fn reactor_not_running() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "the twisted reactor is not running: use `%autoawait twisted`, or a cell of \
+         `twisted-per-cell`",
+    )
+}
+
+/// A listener on the reactor, shared with its `accept` futures.
+struct TwistedListener(Arc<reactor::TcpListener>);
+
+impl Listener for TwistedListener {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn accept(&self) -> BoxFuture<'static, std::io::Result<(Box<dyn ByteStream>, SocketAddr)>> {
+        let listener = self.0.clone();
+        Box::pin(async move {
+            let (stream, peer) = listener.accept().await?;
+            Ok((Box::new(stream) as Box<dyn ByteStream>, peer))
+        })
+    }
+}
+
+impl Services for TwistedServices {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        let reactor = Reactor::global();
+        if reactor.is_running() {
+            Box::pin(async move {
+                let _ = reactor::sleep(reactor, duration).await;
+            })
+        } else {
+            // No reactor between cells of `twisted-per-cell`: core's timer.
+            Box::pin(autoawait_core::sleep(duration))
+        }
+    }
+
+    fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> BoxFuture<'static, std::io::Result<Box<dyn ByteStream>>> {
+        let reactor = Reactor::global();
+        if !reactor.is_running() {
+            return Box::pin(std::future::ready(Err(reactor_not_running())));
+        }
+        Box::pin(async move {
+            let stream = reactor::TcpStream::connect(reactor, addr).await?;
+            Ok(Box::new(stream) as Box<dyn ByteStream>)
+        })
+    }
+
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<Box<dyn Listener>>> {
+        let reactor = Reactor::global();
+        let listener = if reactor.is_running() {
+            reactor::TcpListener::bind(reactor, addr)
+                .map(|l| Box::new(TwistedListener(Arc::new(l))) as Box<dyn Listener>)
+        } else {
+            Err(reactor_not_running())
+        };
+        Box::pin(std::future::ready(listener))
+    }
+}
+
+fn make_threaded() -> Result<Arc<dyn Runner>, RunError> {
+    Ok(Arc::new(Threaded {
+        info: TWISTED,
+        id: threaded_id(),
+        tasks: CancelToken::new(),
+        spin: handoff::default_spin(),
+        stopped: AtomicBool::new(false),
+    }))
+}
+
+fn make_per_cell() -> Result<Arc<dyn Runner>, RunError> {
+    Ok(Arc::new(PerCell {
+        info: TWISTED_PER_CELL,
+        id: ReactorId::new("twisted-per-cell"),
+        stopped: AtomicBool::new(false),
+    }))
+}
+
+// ---- functions for cells ----
+
+fn invalid(message: String) -> RunError {
+    RunError::InvalidArgument { message }
+}
+
+fn seconds(f: &str, args: &[Value], at: usize) -> Result<Duration, RunError> {
+    let value = args.get(at).cloned().unwrap_or_default();
+    let s = value.as_f64().ok_or_else(|| {
+        invalid(format!(
+            "{f}: argument {} must be a number of seconds, got {}",
+            at + 1,
+            value.type_name()
+        ))
+    })?;
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| invalid(format!("{f}: {s} is not a number of seconds (0 or more)")))
+}
+
+fn running_reactor(f: &str) -> Result<&'static Reactor, RunError> {
+    let reactor = Reactor::global();
+    if reactor.is_running() {
+        return Ok(reactor);
+    }
+    Err(RunError::Unsupported {
+        runner: current_runner(),
+        reason: format!(
+            "{f} needs the twisted reactor running, and it is not: select `%autoawait \
+             twisted` (the reactor on its own thread), or run the cell under \
+             `twisted-per-cell`"
+        ),
+    })
+}
+
+fn current_runner() -> String {
+    autoawait_core::current_runner_name().unwrap_or_else(|| "this runner".into())
+}
+
+fn ready<T: Send + 'static>(r: Result<T, RunError>) -> BoxFuture<'static, Result<T, RunError>> {
+    Box::pin(std::future::ready(r))
+}
+
+fn sleep(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    let setup = (|| {
+        Ok((
+            running_reactor("twisted.sleep")?,
+            seconds("twisted.sleep", &args, 0)?,
+        ))
+    })();
+    match setup {
+        Ok((reactor, delay)) => Box::pin(async move {
+            let _ = reactor::sleep(reactor, delay).await;
+            Ok(Value::Nil)
+        }),
+        Err(e) => ready(Err(e)),
+    }
+}
+
+fn call_later(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    const F: &str = "twisted.call_later";
+    let setup = (|| {
+        let reactor = running_reactor(F)?;
+        let delay = seconds(F, &args, 0)?;
+        let callback = match args.get(1) {
+            Some(Value::Callback(cb)) => cb.clone(),
+            other => {
+                return Err(invalid(format!(
+                    "{F}(s, fn): argument 2 must be a function, got {}",
+                    other.map_or("nothing", Value::type_name)
+                )))
+            }
+        };
+        Ok((reactor, delay, callback))
+    })();
+    let (reactor, delay, callback) = match setup {
+        Ok(s) => s,
+        Err(e) => return ready(Err(e)),
+    };
+    let d = Deferred::<Result<Value, RunError>>::new();
+    let fire = d.clone();
+    reactor.call_later(delay, move || {
+        let _ = fire.callback(callback.call());
+    });
+    Box::pin(async move {
+        match d.await {
+            Ok(result) => result,
+            Err(message) => Err(RunError::Failed { message }),
+        }
+    })
+}
+
+fn deferreds() -> &'static Mutex<HashMap<u64, Deferred<Value>>> {
+    static TABLE: OnceLock<Mutex<HashMap<u64, Deferred<Value>>>> = OnceLock::new();
+    TABLE.get_or_init(Default::default)
+}
+
+fn new_deferred(_args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    lock(deferreds()).insert(id, Deferred::new());
+    ready(Ok(Value::Handle(id)))
+}
+
+fn deferred_arg(f: &str, args: &[Value]) -> Result<(u64, Deferred<Value>), RunError> {
+    let Some(Value::Handle(id)) = args.first() else {
+        return Err(invalid(format!(
+            "{f}: argument 1 must be a deferred (from twisted.deferred()), got {}",
+            args.first().map_or("nothing", Value::type_name)
+        )));
+    };
+    lock(deferreds())
+        .get(id)
+        .cloned()
+        .map(|d| (*id, d))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{f}: no deferred {id}: it was never made, or was released"
+            ))
+        })
+}
+
+fn already_called(e: reactor::AlreadyCalled) -> RunError {
+    RunError::Failed {
+        message: e.to_string(),
+    }
+}
+
+fn deferred_callback(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    ready((|| {
+        let (_, d) = deferred_arg("twisted.deferred.callback", &args)?;
+        let value = args.get(1).cloned().unwrap_or_default();
+        d.callback(value).map_err(already_called)?;
+        Ok(Value::Nil)
+    })())
+}
+
+fn deferred_errback(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    ready((|| {
+        let (_, d) = deferred_arg("twisted.deferred.errback", &args)?;
+        let message = match args.get(1) {
+            Some(Value::Str(s)) => s.clone(),
+            Some(other) => format!("{other:?}"),
+            None => "errback() called without a message".into(),
+        };
+        d.errback(message).map_err(already_called)?;
+        Ok(Value::Nil)
+    })())
+}
+
+fn deferred_wait(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    match deferred_arg("twisted.deferred.wait", &args) {
+        Ok((_, d)) => {
+            Box::pin(async move { d.await.map_err(|message| RunError::Failed { message }) })
+        }
+        Err(e) => ready(Err(e)),
+    }
+}
+
+fn deferred_release(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunError>> {
+    ready((|| {
+        let (id, _) = deferred_arg("twisted.deferred.release", &args)?;
+        lock(deferreds()).remove(&id);
+        Ok(Value::Nil)
+    })())
+}
+
+/// The plugin's description: its runners and functions.
+pub fn plugin() -> PluginBuilder {
+    PluginBuilder::new("twisted")
+        .runner(TWISTED, make_threaded)
+        .runner(TWISTED_PER_CELL, make_per_cell)
+        .function(
+            "twisted.sleep",
+            "twisted.sleep(s): waits s seconds on the reactor's timer heap",
+            sleep,
+        )
+        .function(
+            "twisted.call_later",
+            "twisted.call_later(s, fn): calls fn() on the reactor thread after s seconds; \
+             resolves to what it returns",
+            call_later,
+        )
+        .function(
+            "twisted.deferred",
+            "twisted.deferred(): a new deferred (d:callback(v), d:errback(msg), await(d))",
+            new_deferred,
+        )
+        .function(
+            "twisted.deferred.callback",
+            "twisted.deferred.callback(d, v): fires d with v",
+            deferred_callback,
+        )
+        .function(
+            "twisted.deferred.errback",
+            "twisted.deferred.errback(d, msg): fires d with an error",
+            deferred_errback,
+        )
+        .function(
+            "twisted.deferred.wait",
+            "twisted.deferred.wait(d): d's value once it fired, or its error",
+            deferred_wait,
+        )
+        .function(
+            "twisted.deferred.release",
+            "twisted.deferred.release(d): forgets d (front ends call it when their handle \
+             is collected); waits already started still complete",
+            deferred_release,
+        )
+}
+
+autoawait_core::export_plugin!(plugin);
