@@ -1,0 +1,201 @@
+"""The kernel's must-shows, driven with jupyter_client and nbclient against the installed
+kernelspec AUTOAWAIT_KERNEL_NAME (default "autoawait"), i.e. the real Lua engine:
+
+* a message with a bad HMAC signature is not executed;
+* interrupt_request cancels `await(sleep(30))` promptly and the next cell works;
+* output of a task spawned in cell 1, printed while cell 2 runs, carries cell 1's
+  parent header;
+* input() is asked over stdin and answered;
+* `%autoawait tokio-host` runs cells (and their tasks) on the kernel's own loop;
+* nbclient runs a notebook headless and each output lands in its own cell
+  (AUTOAWAIT_NOTEBOOK=path runs that notebook too, e.g. examples/tour.ipynb).
+
+Run with: "$VENV/bin/python" -m unittest -v test_client
+"""
+
+import os
+import time
+import unittest
+
+import nbformat
+from jupyter_client.manager import start_new_kernel
+from jupyter_client.session import Session
+from nbclient import NotebookClient
+
+KERNEL = os.environ.get("AUTOAWAIT_KERNEL_NAME", "autoawait")
+TIMEOUT = 20
+
+
+def collect_until_idle(kc, msg_id, timeout=TIMEOUT):
+    """Every IOPub message up to the idle of msg_id (all parents)."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        out.append(msg)
+        if (
+            msg["msg_type"] == "status"
+            and msg["content"]["execution_state"] == "idle"
+            and msg["parent_header"].get("msg_id") == msg_id
+        ):
+            return out
+
+
+def reply_to(kc, msg_id, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def streams(msgs):
+    return [m for m in msgs if m["msg_type"] == "stream"]
+
+
+class KernelClientTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.km, cls.kc = start_new_kernel(kernel_name=KERNEL)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kc.stop_channels()
+        cls.km.shutdown_kernel()
+
+    def execute(self, code):
+        msg_id = self.kc.execute(code)
+        reply = reply_to(self.kc, msg_id)
+        return msg_id, reply, collect_until_idle(self.kc, msg_id)
+
+    def test_bad_signature_is_not_executed(self):
+        forged = Session(key=b"not-the-key", username="mallory")
+        forged.send(
+            self.kc.shell_channel.socket,
+            "execute_request",
+            {"code": 'print("pwned")', "silent": False, "store_history": True,
+             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        )
+        unsigned = Session(key=b"", username="mallory")
+        unsigned.send(
+            self.kc.shell_channel.socket,
+            "execute_request",
+            {"code": 'print("unsigned")', "silent": False, "store_history": True,
+             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        )
+        msg_id, reply, msgs = self.execute('print("genuine")')
+        self.assertEqual(reply["content"]["status"], "ok")
+        texts = "".join(m["content"]["text"] for m in streams(msgs))
+        self.assertIn("genuine", texts)
+        self.assertNotIn("pwned", texts)
+        self.assertNotIn("unsigned", texts)
+
+    def test_interrupt_cancels_a_30s_sleep_and_the_next_cell_works(self):
+        msg_id = self.kc.execute("await(sleep(30))")
+        # Wait until the cell runs.
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=TIMEOUT)
+            if msg["msg_type"] == "execute_input" and msg["parent_header"]["msg_id"] == msg_id:
+                break
+        started = time.monotonic()
+        self.km.interrupt_kernel()  # interrupt_mode "message": an interrupt_request on control
+        reply = reply_to(self.kc, msg_id, timeout=15)
+        self.assertLess(time.monotonic() - started, 15, "the interrupt took effect before the sleep ended")
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertEqual(reply["content"]["ename"], "KeyboardInterrupt")
+        collect_until_idle(self.kc, msg_id)
+
+        _, reply, msgs = self.execute("1 + 1")
+        self.assertEqual(reply["content"]["status"], "ok")
+        results = [m for m in msgs if m["msg_type"] == "execute_result"]
+        self.assertEqual(results[0]["content"]["data"]["text/plain"], "2")
+
+    def test_background_output_carries_the_parent_of_the_cell_that_spawned_it(self):
+        first, reply, _ = self.execute(
+            'spawn(function() await(sleep(0.5)); print("from cell 1") end)'
+        )
+        self.assertEqual(reply["content"]["status"], "ok")
+        second, reply, msgs = self.execute('await(sleep(2)); print("cell 2 done")')
+        self.assertEqual(reply["content"]["status"], "ok")
+        by_text = {m["content"]["text"]: m["parent_header"]["msg_id"] for m in streams(msgs)}
+        self.assertEqual(by_text.get("from cell 1\n"), first, by_text)
+        self.assertEqual(by_text.get("cell 2 done\n"), second, by_text)
+
+    def test_interrupt_stops_a_busy_lua_loop(self):
+        msg_id = self.kc.execute("while true do end")
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=TIMEOUT)
+            if msg["msg_type"] == "execute_input" and msg["parent_header"]["msg_id"] == msg_id:
+                break
+        time.sleep(0.2)
+        self.km.interrupt_kernel()
+        reply = reply_to(self.kc, msg_id, timeout=15)
+        self.assertEqual(reply["content"]["ename"], "KeyboardInterrupt")
+        collect_until_idle(self.kc, msg_id)
+        _, reply, _ = self.execute("1")
+        self.assertEqual(reply["content"]["status"], "ok")
+
+    def test_input_is_answered_over_stdin(self):
+        msg_id = self.kc.execute('name = input("name? "); print("hello " .. name)', allow_stdin=True)
+        request = self.kc.get_stdin_msg(timeout=TIMEOUT)
+        self.assertEqual(request["msg_type"], "input_request")
+        self.assertEqual(request["parent_header"]["msg_id"], msg_id)
+        self.assertEqual(request["content"]["prompt"], "name? ")
+        self.kc.input("Ada")
+        reply = reply_to(self.kc, msg_id)
+        self.assertEqual(reply["content"]["status"], "ok")
+        texts = [m["content"]["text"] for m in streams(collect_until_idle(self.kc, msg_id))]
+        self.assertIn("hello Ada\n", texts)
+
+    def test_tokio_host_runs_cells_on_the_kernel_loop(self):
+        _, reply, msgs = self.execute("%autoawait tokio-host")
+        self.assertEqual(reply["content"]["status"], "ok", msgs)
+        try:
+            first, reply, _ = self.execute(
+                'spawn(function() await(sleep(0.5)); print("host task") end)'
+            )
+            self.assertEqual(reply["content"]["status"], "ok")
+            _, reply, msgs = self.execute("await(sleep(1.5)); return 6 * 7")
+            self.assertEqual(reply["content"]["status"], "ok")
+            results = [m for m in msgs if m["msg_type"] == "execute_result"]
+            self.assertEqual(results[0]["content"]["data"]["text/plain"], "42")
+            late = [m for m in streams(msgs) if m["content"]["text"] == "host task\n"]
+            self.assertEqual(len(late), 1, msgs)
+            self.assertEqual(late[0]["parent_header"]["msg_id"], first)
+        finally:
+            self.execute("%autoawait tokio")
+
+
+class NotebookTests(unittest.TestCase):
+    def test_nbclient_puts_each_output_in_its_cell(self):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_code_cell('print("one")'),
+            nbformat.v4.new_code_cell("x = 20\nx + 22"),
+            nbformat.v4.new_code_cell('display(markdown("**bold**"))'),
+            nbformat.v4.new_code_cell('error("boom")'),
+            nbformat.v4.new_code_cell("await(sleep(0.01)); return x"),
+        ]
+        NotebookClient(nb, kernel_name=KERNEL, timeout=60, allow_errors=True).execute()
+        out = [c.outputs for c in nb.cells]
+        self.assertEqual(out[0][0]["text"], "one\n")
+        self.assertEqual(out[1][0]["data"]["text/plain"], "42")
+        self.assertEqual(out[2][0]["data"]["text/markdown"], "**bold**")
+        self.assertEqual(out[3][0]["output_type"], "error")
+        self.assertEqual(out[4][0]["data"]["text/plain"], "20")
+        self.assertEqual([c.execution_count for c in nb.cells], [1, 2, 3, 4, 5])
+
+    def test_a_given_notebook_runs_headless(self):
+        path = os.environ.get("AUTOAWAIT_NOTEBOOK")
+        if not path:
+            raise unittest.SkipTest("set AUTOAWAIT_NOTEBOOK=examples/tour.ipynb to run it")
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, kernel_name=KERNEL, timeout=120).execute()
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                for o in cell.outputs:
+                    self.assertNotEqual(o["output_type"], "error", o)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,326 @@
+//! The execute side: the session, one shell request at a time, between busy and idle.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+
+use autoawait_core::{CancelToken, CellId};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedSender;
+use zeromq::ZmqMessage;
+
+use crate::history::History;
+use crate::kernel::{bad_version, error_content, kernel_info_content, log, reply, reply_type, Job};
+use crate::output::{lock, KernelOutput, Parent, Running, Shared};
+use crate::wire::Message;
+use crate::{Completeness, ExecuteContext, KernelInfo, Session};
+
+/// The execute side: the session, on the thread that called `serve`.
+pub(crate) struct Exec<S> {
+    pub(crate) session: S,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) shell_reply: UnboundedSender<ZmqMessage>,
+    pub(crate) jobs: std_mpsc::Receiver<Job>,
+    pub(crate) pending: VecDeque<Job>,
+    pub(crate) aborting: Vec<Message>,
+    pub(crate) execution_count: u64,
+    pub(crate) history: History,
+    pub(crate) info: KernelInfo,
+}
+
+impl<S: Session> Exec<S> {
+    pub(crate) fn run(&mut self) {
+        loop {
+            let job = match self.pending.pop_front() {
+                Some(job) => job,
+                None => match self.jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            match job {
+                Job::Shutdown { restart, done } => {
+                    self.session.shutdown(restart);
+                    let _ = done.send(());
+                    return;
+                }
+                Job::Shell(msg) => {
+                    if self.shell(msg) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, req: &Message, msg_type: &str, content: Value) {
+        let _ = self
+            .shell_reply
+            .send(reply(&self.shared, req, msg_type, content));
+    }
+
+    /// Handles one shell request between busy and idle; `true` to stop serving.
+    fn shell(&mut self, msg: Message) -> bool {
+        let parent = Parent::of(&msg);
+        self.shared.status(&parent, "busy");
+        let msg_type = msg.msg_type().to_owned();
+        let mut stop = false;
+        if let Some(why) = bad_version(&msg) {
+            log(format_args!("{why}"));
+            if let Some(rt) = reply_type(&msg_type) {
+                self.send(&msg, &rt, error_content("ProtocolVersionError", why));
+            }
+        } else {
+            match msg_type.as_str() {
+                "execute_request" => self.execute(&msg, &parent),
+                "kernel_info_request" => {
+                    self.send(&msg, "kernel_info_reply", kernel_info_content(&self.info))
+                }
+                "is_complete_request" => {
+                    let code = msg.content["code"].as_str().unwrap_or("");
+                    let content = match self.session.is_complete(code) {
+                        Completeness::Complete => json!({ "status": "complete" }),
+                        Completeness::Incomplete { indent } => {
+                            json!({ "status": "incomplete", "indent": indent })
+                        }
+                        Completeness::Invalid => json!({ "status": "invalid" }),
+                        Completeness::Unknown => json!({ "status": "unknown" }),
+                    };
+                    self.send(&msg, "is_complete_reply", content);
+                }
+                "complete_request" => {
+                    let code = msg.content["code"].as_str().unwrap_or("");
+                    let cursor = byte_offset(code, &msg.content["cursor_pos"]);
+                    let c = self.session.complete(code, cursor);
+                    let content = json!({
+                        "status": "ok",
+                        "matches": c.matches,
+                        "cursor_start": char_offset(code, c.cursor_start),
+                        "cursor_end": char_offset(code, c.cursor_end),
+                        "metadata": {},
+                    });
+                    self.send(&msg, "complete_reply", content);
+                }
+                "inspect_request" => {
+                    let code = msg.content["code"].as_str().unwrap_or("");
+                    let cursor = byte_offset(code, &msg.content["cursor_pos"]);
+                    let detail = msg.content["detail_level"].as_u64().unwrap_or(0).min(1) as u8;
+                    let found = self.session.inspect(code, cursor, detail);
+                    let content = json!({
+                        "status": "ok",
+                        "found": found.is_some(),
+                        "data": found.map_or_else(|| json!({}), |b| b.to_json()),
+                        "metadata": {},
+                    });
+                    self.send(&msg, "inspect_reply", content);
+                }
+                "history_request" => {
+                    let history = self.history.query(&msg.content);
+                    self.send(
+                        &msg,
+                        "history_reply",
+                        json!({ "status": "ok", "history": history }),
+                    );
+                }
+                "comm_info_request" => self.send(
+                    &msg,
+                    "comm_info_reply",
+                    json!({ "status": "ok", "comms": {} }),
+                ),
+                "shutdown_request" => {
+                    // Old clients send it on shell.
+                    let restart = msg.content["restart"].as_bool().unwrap_or(false);
+                    self.shared.shutting_down.store(true, Ordering::SeqCst);
+                    self.session.shutdown(restart);
+                    self.send(
+                        &msg,
+                        "shutdown_reply",
+                        json!({ "status": "ok", "restart": restart }),
+                    );
+                    stop = true;
+                }
+                other => {
+                    log(format_args!("unknown shell message type `{other}`"));
+                    if let Some(rt) = reply_type(other) {
+                        let why = format!("this kernel does not handle `{other}`");
+                        self.send(&msg, &rt, error_content("UnknownMessageType", why));
+                    }
+                }
+            }
+        }
+        self.shared.status(&parent, "idle");
+        self.abort_taken();
+        stop
+    }
+
+    fn execute(&mut self, msg: &Message, parent: &Arc<Parent>) {
+        let c = &msg.content;
+        let code = c["code"].as_str().unwrap_or("");
+        let silent = c["silent"].as_bool().unwrap_or(false);
+        let store_history = !silent && c["store_history"].as_bool().unwrap_or(true);
+        let stop_on_error = c["stop_on_error"].as_bool().unwrap_or(true);
+        let allow_stdin = c["allow_stdin"].as_bool().unwrap_or(true);
+        if self.shared.shutting_down.load(Ordering::SeqCst) {
+            self.abort(msg);
+            return;
+        }
+        if store_history {
+            self.execution_count += 1;
+        }
+        let count = self.execution_count;
+        if !silent {
+            self.shared.publish(
+                Some(parent),
+                "execute_input",
+                json!({ "code": code, "execution_count": count }),
+            );
+        }
+        let cell = CellId::next();
+        self.shared.route(cell, parent.clone());
+        let cancel = CancelToken::new();
+        *lock(&self.shared.running) = Some(Running {
+            parent: parent.clone(),
+            cancel: cancel.clone(),
+            allow_stdin,
+        });
+        let ctx = ExecuteContext {
+            cell,
+            execution_count: count,
+            silent,
+            store_history,
+            allow_stdin,
+            cancel: cancel.clone(),
+            output: KernelOutput {
+                shared: self.shared.clone(),
+            },
+        };
+        let outcome = self.session.execute(code, &ctx);
+        *lock(&self.shared.running) = None;
+        match outcome {
+            Ok(value) => {
+                let plain = value
+                    .as_ref()
+                    .and_then(|b| b.get("text/plain"))
+                    .map(str::to_owned);
+                if let (Some(value), false) = (&value, silent) {
+                    self.shared.publish(
+                        Some(parent),
+                        "execute_result",
+                        json!({ "execution_count": count, "data": value.to_json(), "metadata": {} }),
+                    );
+                }
+                if store_history {
+                    self.history.push(count, code, plain);
+                }
+                self.send(
+                    msg,
+                    "execute_reply",
+                    json!({
+                        "status": "ok",
+                        "execution_count": count,
+                        "user_expressions": {},
+                        "payload": [],
+                    }),
+                );
+            }
+            Err(mut report) => {
+                if cancel.is_cancelled() {
+                    report.ename = "KeyboardInterrupt".into();
+                    if report.evalue.is_empty() {
+                        report.evalue = "interrupted".into();
+                    }
+                }
+                let mut error = report.to_json();
+                if !silent {
+                    self.shared.publish(Some(parent), "error", error.clone());
+                }
+                if store_history {
+                    self.history.push(count, code, None);
+                }
+                error["status"] = "error".into();
+                error["execution_count"] = count.into();
+                error["user_expressions"] = json!({});
+                error["payload"] = json!([]);
+                // Take the queued executes out before the reply goes: a request sent
+                // after the client saw this error must not be aborted.
+                if stop_on_error {
+                    self.take_queued_executes();
+                }
+                self.send(msg, "execute_reply", error);
+            }
+        }
+    }
+
+    /// Moves the execute requests already queued to `aborting` (`stop_on_error`);
+    /// other requests stay queued, in order.
+    fn take_queued_executes(&mut self) {
+        let queued: Vec<Job> = self
+            .pending
+            .drain(..)
+            .chain(std::iter::from_fn(|| self.jobs.try_recv().ok()))
+            .collect();
+        for job in queued {
+            match job {
+                Job::Shell(m) if m.msg_type() == "execute_request" => self.aborting.push(m),
+                other => self.pending.push_back(other),
+            }
+        }
+    }
+
+    /// Replies `aborted` to the executes taken by `take_queued_executes`, each
+    /// between busy and idle.
+    fn abort_taken(&mut self) {
+        for m in std::mem::take(&mut self.aborting) {
+            let parent = Parent::of(&m);
+            self.shared.status(&parent, "busy");
+            self.abort(&m);
+            self.shared.status(&parent, "idle");
+        }
+    }
+
+    fn abort(&self, msg: &Message) {
+        self.send(
+            msg,
+            "execute_reply",
+            json!({ "status": "aborted", "execution_count": self.execution_count }),
+        );
+    }
+}
+
+/// Jupyter cursors count Unicode code points; sessions get byte offsets.
+fn byte_offset(code: &str, cursor: &Value) -> usize {
+    let chars = cursor.as_u64().map_or(usize::MAX, |c| c as usize);
+    code.char_indices()
+        .nth(chars)
+        .map_or(code.len(), |(i, _)| i)
+}
+
+fn char_offset(code: &str, byte: usize) -> usize {
+    let mut byte = byte.min(code.len());
+    while !code.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    code[..byte].chars().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_convert_between_code_points_and_bytes() {
+        let code = "é = pri";
+        assert_eq!(byte_offset(code, &json!(7)), code.len());
+        assert_eq!(byte_offset(code, &json!(1)), 2);
+        assert_eq!(char_offset(code, code.len()), 7);
+        assert_eq!(char_offset(code, 1), 0);
+        assert_eq!(byte_offset(code, &Value::Null), code.len());
+    }
+
+    #[test]
+    fn reply_types() {
+        assert_eq!(reply_type("foo_request").as_deref(), Some("foo_reply"));
+        assert_eq!(reply_type("comm_msg"), None);
+    }
+}

@@ -1,0 +1,52 @@
+//! autoawait as a Jupyter kernel: messaging 5.3 over ZeroMQ, with output that finds
+//! its cell.
+//!
+//! The kernel speaks the protocol (shell, control, stdin, IOPub, heartbeat; HMAC-SHA256
+//! checked in constant time on every incoming message; busy/idle around every request)
+//! on its own tokio thread, and hands cells to a [`Session`], the language engine,
+//! one request at a time. The engine sends output through a [`KernelOutput`] from any
+//! thread, tagged with the [`CellId`](autoawait_core::CellId) it belongs to, and the
+//! kernel sends it with the parent header of the request that ran that cell, so output
+//! of a background task lands under the cell that started it, even while another cell
+//! runs. An `interrupt_request` (or SIGINT) fires the running cell's
+//! [`CancelToken`](autoawait_core::CancelToken).
+//!
+//! ```no_run
+//! use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, MimeBundle, Session};
+//!
+//! struct Echo;
+//!
+//! impl Session for Echo {
+//!     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
+//!         ctx.output.stdout(Some(ctx.cell), &format!("you said {code}\n"));
+//!         Ok(Some(MimeBundle::text(code.len().to_string())))
+//!     }
+//!     fn is_complete(&mut self, _code: &str) -> Completeness {
+//!         Completeness::Complete
+//!     }
+//! }
+//!
+//! // `autoawait kernel -f FILE`:
+//! autoawait_kernel::run("kernel-1.json".as_ref(), |_kernel| Echo)?;
+//! # Ok::<(), autoawait_kernel::KernelError>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod connection;
+mod exec;
+mod history;
+mod install;
+mod io;
+mod kernel;
+mod output;
+mod session;
+mod wire;
+
+pub use connection::{Channel, ConnectionInfo, KernelError};
+pub use install::{InstallError, InstallTarget, KernelSpec};
+pub use kernel::{run, Kernel};
+pub use output::{detached_cell, InputError, KernelOutput};
+pub use session::{
+    Completeness, Completions, ErrorReport, ExecuteContext, ExecuteOutcome, KernelInfo, MimeBundle,
+    Session,
+};
