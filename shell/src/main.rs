@@ -1,34 +1,133 @@
-//! `autoawait`: the front end. For now it answers `%autoawait` lines read from
-//! standard input, the shared selector every front end will use.
+//! `autoawait`: the REPL (no arguments), `autoawait run FILE.lua` and
+//! `autoawait kernel` (a Jupyter kernel).
 
-use std::io::BufRead;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use autoawait_core::{Registry, Selector};
+use anyhow::anyhow;
+use autoawait_kernel::{ConnectionInfo, InstallTarget, Kernel, KernelSpec};
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Command};
+
 use autoawait_runners as _;
 
-fn main() -> ExitCode {
-    let mut selector = Selector::new(Registry::global());
-    let mut failed = false;
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let Some(arg) = line.trim().strip_prefix("%autoawait") else {
-            eprintln!("only %autoawait lines are understood for now: `{line}`");
-            failed = true;
-            continue;
+fn cli() -> Command {
+    let runner = Arg::new("runner")
+        .long("runner")
+        .value_name("NAME")
+        .help("the runner cells use (see %autoawait --list); default: tokio if built");
+    Command::new("autoawait")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Lua cells that await, run through the runner picked with %autoawait")
+        .arg(runner.clone())
+        .subcommand(
+            Command::new("run")
+                .about("run the cells of a percent-format file (`-- %%` starts a cell)")
+                .arg(Arg::new("file").value_name("FILE.lua").required(true))
+                .arg(runner.clone())
+                .arg(
+                    Arg::new("keep-going")
+                        .long("keep-going")
+                        .action(ArgAction::SetTrue)
+                        .help("run every cell even after one fails"),
+                ),
+        )
+        .subcommand(
+            Command::new("kernel")
+                .about("run as a Jupyter kernel (Jupyter starts it with -f CONNECTION_FILE)")
+                .arg(
+                    Arg::new("connection-file")
+                        .short('f')
+                        .value_name("CONNECTION_FILE")
+                        .help("the connection file Jupyter wrote"),
+                )
+                .arg(runner)
+                .subcommand(
+                    Command::new("install")
+                        .about("install the kernelspec (kernel.json and logos) for Jupyter")
+                        .arg(
+                            Arg::new("user")
+                                .long("user")
+                                .action(ArgAction::SetTrue)
+                                .help("into the user's Jupyter data dir (default)"),
+                        )
+                        .arg(
+                            Arg::new("sys-prefix")
+                                .long("sys-prefix")
+                                .action(ArgAction::SetTrue)
+                                .help("into the active virtualenv or conda env"),
+                        )
+                        .arg(
+                            Arg::new("prefix")
+                                .long("prefix")
+                                .value_name("P")
+                                .help("into P/share/jupyter/kernels"),
+                        )
+                        .group(ArgGroup::new("where").args(["user", "sys-prefix", "prefix"])),
+                ),
+        )
+}
+
+/// `autoawait kernel -f FILE` and `autoawait kernel install`.
+fn kernel_command(matches: &ArgMatches, sub: &ArgMatches) -> anyhow::Result<bool> {
+    if let Some(("install", inst)) = sub.subcommand() {
+        let target = if inst.get_flag("sys-prefix") {
+            InstallTarget::SysPrefix
+        } else if let Some(p) = inst.get_one::<String>("prefix") {
+            InstallTarget::Prefix(p.into())
+        } else {
+            InstallTarget::User
         };
-        match selector.handle(arg) {
-            Ok(text) => println!("{text}"),
-            Err(err) => {
-                eprintln!("error: {err}");
-                failed = true;
-            }
+        let dir = KernelSpec::for_current_exe()?.install(&target)?;
+        println!("installed the autoawait kernelspec in {}", dir.display());
+        return Ok(true);
+    }
+    let file = sub.get_one::<String>("connection-file").ok_or_else(|| {
+        anyhow!(
+            "`autoawait kernel` needs -f CONNECTION_FILE (Jupyter passes it; run \
+             `autoawait kernel install` first)"
+        )
+    })?;
+    let runner = sub
+        .get_one::<String>("runner")
+        .or(matches.get_one::<String>("runner"));
+    let kernel = Kernel::start(ConnectionInfo::from_file(file.as_ref())?)?;
+    // The kernel owns SIGINT: it interrupts the running cell.
+    kernel.interrupt_on_sigint();
+    let session = autoawait_shell::kernel::LuaSession::new(&kernel, runner.map(String::as_str))
+        .map_err(|e| anyhow!("{e}"))?;
+    kernel.serve(session)?;
+    Ok(true)
+}
+
+fn run() -> anyhow::Result<bool> {
+    let matches = cli().get_matches();
+    match matches.subcommand() {
+        Some(("kernel", sub)) => kernel_command(&matches, sub),
+        Some(("run", sub)) => {
+            let file: PathBuf = sub.get_one::<String>("file").expect("required").into();
+            let runner = sub
+                .get_one::<String>("runner")
+                .or(matches.get_one::<String>("runner"));
+            autoawait_shell::term::run_file(
+                &file,
+                runner.map(String::as_str),
+                sub.get_flag("keep-going"),
+            )
+        }
+        _ => {
+            autoawait_shell::term::repl(matches.get_one::<String>("runner").map(String::as_str))?;
+            Ok(true)
         }
     }
-    Registry::global().shutdown_all(std::time::Duration::from_secs(1));
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("autoawait: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

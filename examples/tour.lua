@@ -1,0 +1,121 @@
+-- A tour of autoawait: Lua cells that await, run through the runner you pick.
+-- Run it with:   cargo run --release -- run examples/tour.lua
+-- Each `-- %%` line starts a cell, as jupytext writes Lua (open it in a notebook).
+-- It mirrors the twisted_ipython notebook; with the twisted plugin built next to
+-- the binary, `%load_ext twisted` then `%autoawait twisted` work the same way.
+
+-- %% Where are we? `%autoawait` with no argument says which runner cells use.
+%autoawait
+
+-- %% Every runner, the strategy it follows, and what happens to tasks between cells.
+%autoawait --list
+
+-- %% Pick the crochet-like runner: a tokio reactor on its own thread.
+%autoawait tokio
+
+-- %% An awaited sleep, then a rich value (markdown in a notebook, text here).
+await(sleep(0.5))
+markdown("**I HAVE AWAKENED!**")
+
+-- %% Globals persist across cells; the last expression is shown as Out[n].
+-- `why(f, ...)` shows the error f(...) raises (its first line), for the cells below.
+function why(f, ...)
+  local ok, err = pcall(f, ...)
+  return ok and "no error" or (tostring(err):gsub("\nstack traceback:.*", ""))
+end
+
+function fetch(name, secs)
+  await(sleep(secs))
+  return name .. " after " .. secs .. " s"
+end
+fetch("one", 0.1)
+
+-- %% gather runs awaitables (and functions) concurrently: 0.3 s, not 0.5 s.
+await(gather(
+  function() return fetch("a", 0.3) end,
+  function() return fetch("b", 0.2) end))
+
+-- %% %%run_in_reactor starts the body in the background and binds a Task.
+%%run_in_reactor result
+local total = 0
+for i = 1, 10 do
+    total = total + i
+end
+await(sleep(0.2))
+return total
+
+-- %% crochet's EventualResult: wait with a timeout (it awaits, it never blocks the loop).
+result:wait(2)
+
+-- %% A background ticker. Its output finds its cell: ticks printed after this cell
+-- finished are tagged with it, `[In n]`, even while the next cell runs.
+ticker = spawn(function()
+  for i = 1, 3 do
+    await(sleep(0.1))
+    print("tick " .. i)
+  end
+  return "ticker done"
+end)
+print("ticker started")
+
+-- %% This cell just waits; the ticker prints meanwhile.
+await(sleep(0.5))
+ticker:wait(1)
+
+-- %% Awaitables of one backend under another: a clear error, never a panic.
+%autoawait smol
+why(function() return await(tokio.sleep(0.1)) end)
+
+-- %% ... and smol's own sleep works under smol.
+await(smol.sleep(0.1))
+"smol slept"
+
+-- %% per-cell: the loop runs only while a cell of its runner runs (IPython's asyncio).
+%autoawait tokio-per-cell
+n = 0
+counter = spawn(function() while true do await(sleep(0.01)); n = n + 1 end end)
+await(sleep(0.1))
+n > 0
+
+-- %% Under another runner, the per-cell loop is not driven: the counter pauses.
+%autoawait smol
+before = n
+await(sleep(0.2))
+n - before
+
+-- %% Back on tokio-per-cell, it resumes.
+%autoawait tokio-per-cell
+await(sleep(0.1))
+n - before > 0
+
+-- %% fresh: a new runtime per cell (trio.run): tasks end with their cell.
+%autoawait tokio-fresh
+counter:cancel()
+doomed = spawn(function() await(sleep(10)) end)
+
+-- %%
+why(doomed.wait, doomed, 1)
+
+-- %% A nested cell: run_cell under a threaded runner would wait for itself ...
+%autoawait tokio
+why(run_cell, "1 + 1")
+
+-- %% ... and works under a re-entrant one (nest_asyncio's job).
+%autoawait tokio-nested
+run_cell("await(sleep(0.01)); return 'inner cell ran'")
+
+-- %% Errors name the cell and line (In[n]:2 here), with a traceback when uncaught.
+why(run_cell, "local x = 1\nerror('boom')")
+
+-- %% Timing cells that await, which IPython's %timeit cannot do.
+%autoawait tokio
+%timeit -r 3 await(sleep(0))
+
+-- %% With autoawait off, cells run synchronously and await says what to do.
+%autoawait off
+why(await, sleep(0))
+
+-- %% Turned back on, everything awaits again.
+%autoawait on
+await(sleep(0.01))
+"the end: %help lists the magics and builtins"

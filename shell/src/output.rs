@@ -1,0 +1,284 @@
+//! What a cell produces ([`Output`]), where it goes ([`Sink`]), and how Lua values
+//! are shown.
+
+use std::fmt::{self, Write as _};
+use std::sync::Mutex;
+
+use autoawait_core::CellId;
+use mlua::{MultiValue, Value};
+
+/// A value to show, as a MIME bundle: `text/plain` always, richer forms maybe.
+///
+/// A terminal shows [`plain`](Self::plain); a notebook kernel picks the richest form.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_shell::Rich;
+///
+/// let md = Rich::markdown("**hi**");
+/// assert_eq!(md.plain, "**hi**");
+/// assert_eq!(md.get("text/markdown"), Some("**hi**"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rich {
+    /// The `text/plain` form.
+    pub plain: String,
+    /// Other forms, as `(mime type, data)`.
+    pub mime: Vec<(String, String)>,
+}
+
+impl Rich {
+    /// Plain text only.
+    pub fn text(plain: impl Into<String>) -> Self {
+        Rich {
+            plain: plain.into(),
+            mime: Vec::new(),
+        }
+    }
+
+    /// Markdown: shown as its source in a terminal.
+    pub fn markdown(source: impl Into<String>) -> Self {
+        let source = source.into();
+        Rich {
+            plain: source.clone(),
+            mime: vec![("text/markdown".into(), source)],
+        }
+    }
+
+    /// HTML: shown as its source in a terminal.
+    pub fn html(source: impl Into<String>) -> Self {
+        let source = source.into();
+        Rich {
+            plain: source.clone(),
+            mime: vec![("text/html".into(), source)],
+        }
+    }
+
+    /// The data for `mime`, `text/plain` included.
+    pub fn get(&self, mime: &str) -> Option<&str> {
+        if mime == "text/plain" {
+            return Some(&self.plain);
+        }
+        self.mime
+            .iter()
+            .find(|(m, _)| m == mime)
+            .map(|(_, d)| d.as_str())
+    }
+}
+
+/// Why a cell failed, in the shape a notebook wants it (`ename`, `evalue`, `traceback`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// The kind of error: `SyntaxError`, `LuaError`, `UsageError`, `Cancelled`,
+    /// `TimedOut`, `WouldDeadlock`, `WrongRuntime`, `RunError`.
+    pub kind: String,
+    /// The message (the first line a user reads).
+    pub message: String,
+    /// The Lua stack traceback, one frame a line (may be empty).
+    pub traceback: Vec<String>,
+}
+
+impl ErrorInfo {
+    /// An error with no traceback.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            kind: kind.into(),
+            message: message.into(),
+            traceback: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        for line in &self.traceback {
+            write!(f, "\n{line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ErrorInfo {}
+
+/// One piece of output of a cell (or of a task a cell started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Text for standard output (`print`, `io.write`); includes its newline.
+    Stdout(String),
+    /// Text for standard error; includes its newline.
+    Stderr(String),
+    /// The value of the cell's final expression: `Out[count]`.
+    Result {
+        /// The execution count (`n` in `Out[n]`).
+        count: u64,
+        /// The value.
+        value: Rich,
+    },
+    /// A value shown with `display(v)`.
+    Display(Rich),
+    /// The cell failed, or a task it started failed and nobody looked at the result.
+    Error(ErrorInfo),
+}
+
+/// Where outputs go: a terminal, a notebook kernel, a test.
+///
+/// Outputs arrive from any thread: the cell's, a runner's reactor thread, a task's.
+/// `cell` is the cell the output belongs to ([`autoawait_core::current_cell`] where
+/// it was produced), which may be a cell that already finished.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_shell::{Engine, Output, VecSink};
+/// use std::sync::Arc;
+///
+/// let sink = Arc::new(VecSink::default());
+/// let mut engine = Engine::new(sink.clone()).unwrap();
+/// engine.run_cell("print('hi')");
+/// assert_eq!(sink.take()[0].1, Output::Stdout("hi\n".into()));
+/// ```
+pub trait Sink: Send + Sync + 'static {
+    /// Delivers one output of cell `cell`.
+    fn emit(&self, cell: CellId, output: Output);
+
+    /// Cell `cell` starts running: output for other cells is now "late".
+    ///
+    /// A nested cell (`run_cell(src)` inside a cell) is announced here too, without a
+    /// matching [`cell_finished`](Self::cell_finished): when it ends, the outer cell is
+    /// announced again.
+    fn cell_started(&self, cell: CellId) {
+        let _ = cell;
+    }
+
+    /// Cell `cell` finished: its tasks' output is now late output.
+    fn cell_finished(&self, cell: CellId) {
+        let _ = cell;
+    }
+}
+
+/// A [`Sink`] that keeps everything, for tests and embedders.
+#[derive(Debug, Default)]
+pub struct VecSink {
+    outputs: Mutex<Vec<(CellId, Output)>>,
+}
+
+impl VecSink {
+    /// Takes every output collected so far.
+    pub fn take(&self) -> Vec<(CellId, Output)> {
+        std::mem::take(&mut *self.outputs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Sink for VecSink {
+    fn emit(&self, cell: CellId, output: Output) {
+        self.outputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((cell, output));
+    }
+}
+
+/// Shows the values a cell returned, Lua-style, comma-separated.
+pub(crate) fn show_values(values: &MultiValue) -> String {
+    let mut out = String::new();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        show(&mut out, v, 0, &mut Vec::new());
+    }
+    out
+}
+
+/// Shows one value: strings quoted, tables as constructors (depth and cycles bounded).
+pub(crate) fn show_value(value: &Value) -> String {
+    let mut out = String::new();
+    show(&mut out, value, 0, &mut Vec::new());
+    out
+}
+
+fn show(out: &mut String, value: &Value, depth: usize, seen: &mut Vec<usize>) {
+    match value {
+        Value::Nil => out.push_str("nil"),
+        Value::Boolean(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Number(n) => {
+            if n.is_finite() && n.fract() == 0.0 && n.abs() < 1e16 {
+                let _ = write!(out, "{n:.1}");
+            } else {
+                let _ = write!(out, "{n}");
+            }
+        }
+        Value::String(s) => {
+            let _ = write!(out, "{:?}", s.to_string_lossy());
+        }
+        Value::Table(t) => {
+            let id = t.to_pointer() as usize;
+            if seen.contains(&id) || depth >= 4 {
+                let _ = write!(out, "{{...}}");
+                return;
+            }
+            seen.push(id);
+            let mut items = Vec::new();
+            let len = t.raw_len();
+            for i in 1..=len {
+                let mut s = String::new();
+                show(
+                    &mut s,
+                    &t.raw_get::<Value>(i).unwrap_or(Value::Nil),
+                    depth + 1,
+                    seen,
+                );
+                items.push(s);
+            }
+            let mut keyed = Vec::new();
+            for (k, v) in t.clone().pairs::<Value, Value>().flatten() {
+                if let Value::Integer(i) = k {
+                    if i >= 1 && (i as usize) <= len {
+                        continue;
+                    }
+                }
+                let key = match &k {
+                    Value::String(s) if is_name(&s.to_string_lossy()) => s.to_string_lossy(),
+                    other => {
+                        let mut s = String::from("[");
+                        show(&mut s, other, depth + 1, seen);
+                        s.push(']');
+                        s
+                    }
+                };
+                let mut s = format!("{key} = ");
+                show(&mut s, &v, depth + 1, seen);
+                keyed.push(s);
+            }
+            keyed.sort();
+            seen.pop();
+            items.extend(keyed);
+            if items.is_empty() {
+                out.push_str("{}");
+            } else {
+                let _ = write!(out, "{{ {} }}", items.join(", "));
+            }
+        }
+        other => match other.to_string() {
+            Ok(s) => out.push_str(&s),
+            Err(_) => {
+                let _ = write!(out, "{}: {:?}", other.type_name(), other.to_pointer());
+            }
+        },
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -1,0 +1,274 @@
+//! The terminal front ends: the REPL ([`repl`]) and the cell-file runner
+//! ([`run_file`]), with a [`Sink`] that prints late output of finished cells as
+//! `[In 3] ...` above the prompt.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autoawait_core::{CellId, Registry};
+use rustyline::completion::Completer;
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Editor, ExternalPrinter, Helper};
+
+use crate::engine::is_complete;
+use crate::{Completeness, Engine, ErrorInfo, Output, Sink};
+
+type Printer = Box<dyn ExternalPrinter + Send>;
+
+/// Prints outputs on a terminal: the running cell's plainly, other cells' (late
+/// output of background tasks) tagged `[In n]`, above the prompt while one is shown.
+pub struct TermSink {
+    running: AtomicU64,
+    prompt: AtomicBool,
+    printer: Mutex<Option<Printer>>,
+    /// Set at exit: runners shutting down drop tasks, which is no news.
+    closed: AtomicBool,
+    /// Serialises writes so that lines of two threads never interleave.
+    out: Mutex<()>,
+}
+
+impl std::fmt::Debug for TermSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TermSink")
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TermSink {
+    fn default() -> Self {
+        TermSink {
+            running: AtomicU64::new(0),
+            prompt: AtomicBool::new(false),
+            printer: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            out: Mutex::new(()),
+        }
+    }
+}
+
+/// Renders an output as terminal text (ending with a newline unless it is stream text).
+pub fn render(output: &Output) -> String {
+    match output {
+        Output::Stdout(text) | Output::Stderr(text) => text.clone(),
+        Output::Result { count, value } => format!("Out[{count}]: {}\n", value.plain),
+        Output::Display(value) => format!("{}\n", value.plain),
+        Output::Error(err) => format!("{}\n", render_error(err)),
+    }
+}
+
+fn render_error(err: &ErrorInfo) -> String {
+    err.to_string()
+}
+
+impl TermSink {
+    fn set_printer(&self, printer: Option<Printer>) {
+        *self.printer.lock().unwrap_or_else(|e| e.into_inner()) = printer;
+    }
+
+    fn set_prompt(&self, shown: bool) {
+        self.prompt.store(shown, Ordering::SeqCst);
+    }
+
+    /// Shuts every runner down and prints nothing more.
+    fn close(&self, engine: Engine) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.set_printer(None);
+        Registry::global().shutdown_all(Duration::from_secs(1));
+        drop(engine);
+    }
+}
+
+impl Sink for TermSink {
+    fn emit(&self, cell: CellId, output: Output) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let text = render(&output);
+        let running = self.running.load(Ordering::SeqCst);
+        let _out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if cell.get() == running {
+            if matches!(output, Output::Stderr(_)) {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            return;
+        }
+        // Late output of a finished cell: tag every line with its cell.
+        let mut tagged = String::new();
+        for line in text.trim_end_matches('\n').split('\n') {
+            tagged.push_str(&format!("[In {cell}] {line}\n"));
+        }
+        if self.prompt.load(Ordering::SeqCst) {
+            if let Some(printer) = &mut *self.printer.lock().unwrap_or_else(|e| e.into_inner()) {
+                if printer.print(tagged.clone()).is_ok() {
+                    return;
+                }
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(tagged.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn cell_started(&self, cell: CellId) {
+        self.running.store(cell.get(), Ordering::SeqCst);
+    }
+
+    fn cell_finished(&self, _cell: CellId) {
+        self.running.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Makes an engine printing to a [`TermSink`], with `runner` selected if given.
+///
+/// # Errors
+///
+/// If the engine cannot start or the runner cannot be selected.
+pub fn terminal_engine(runner: Option<&str>) -> anyhow::Result<(Engine, Arc<TermSink>)> {
+    let sink = Arc::new(TermSink::default());
+    let engine = Engine::new(sink.clone())?;
+    if let Some(name) = runner {
+        engine.selector().select(name)?;
+    }
+    let hook_sink = sink.clone();
+    autoawait_core::set_error_hook(move |cell, err| {
+        hook_sink.emit(
+            cell,
+            Output::Error(ErrorInfo::new(
+                "TaskError",
+                format!("unhandled error in a task of In[{cell}]: {err}"),
+            )),
+        );
+    });
+    Ok((engine, sink))
+}
+
+/// Prints `In [n]: source` the way IPython echoes a cell.
+fn echo(count: u64, source: &str) -> String {
+    let prompt = format!("In [{count}]: ");
+    let pad = format!("{:>width$}: ", "...", width = prompt.len() - 2);
+    let mut text = String::new();
+    for (i, line) in source.lines().enumerate() {
+        text.push_str(if i == 0 { &prompt } else { &pad });
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// Runs the cells of a percent-format file (`-- %%` starts a cell), echoing each as
+/// `In [n]:` and its value as `Out[n]:`. Stops at the first failing cell unless
+/// `keep_going`. Returns `true` if every cell succeeded.
+///
+/// # Errors
+///
+/// If the file cannot be read or the engine cannot start.
+pub fn run_file(path: &Path, runner: Option<&str>, keep_going: bool) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let (mut engine, sink) = terminal_engine(runner)?;
+    let mut ok = true;
+    for cell in crate::parse_percent(&text) {
+        print!("{}", echo(engine.execution_count() + 1, &cell));
+        let _ = std::io::stdout().flush();
+        let report = engine.run_cell(&cell);
+        println!();
+        if !report.is_ok() {
+            ok = false;
+            if !keep_going {
+                break;
+            }
+        }
+    }
+    sink.close(engine);
+    Ok(ok)
+}
+
+/// Line editing for cells: Enter runs the cell once Lua can parse it.
+struct CellHelper {
+    lua: mlua::Lua,
+}
+
+impl Validator for CellHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(match is_complete(&self.lua, ctx.input()) {
+            Completeness::Complete => ValidationResult::Valid(None),
+            Completeness::Incomplete => ValidationResult::Incomplete,
+        })
+    }
+}
+
+impl Completer for CellHelper {
+    type Candidate = String;
+}
+impl Hinter for CellHelper {
+    type Hint = String;
+}
+impl Highlighter for CellHelper {}
+impl Helper for CellHelper {}
+
+/// The interactive REPL: `In [n]:` prompts, history, multi-line cells, Ctrl-C
+/// cancels the running cell, Ctrl-D exits and shuts the runners down.
+///
+/// # Errors
+///
+/// If the terminal cannot be set up or the engine cannot start.
+pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
+    let (mut engine, sink) = terminal_engine(runner)?;
+    let interrupter = engine.interrupter();
+    ctrlc::set_handler(move || interrupter.interrupt())
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    let mut editor: Editor<CellHelper, DefaultHistory> = Editor::new()?;
+    editor.set_helper(Some(CellHelper {
+        lua: mlua::Lua::new(),
+    }));
+    if let Ok(printer) = editor.create_external_printer() {
+        sink.set_printer(Some(Box::new(printer)));
+    }
+    let history = std::env::var_os("HOME").map(|home| Path::new(&home).join(".autoawait_history"));
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "autoawait {} — Lua 5.4 cells; {}. %help for help, Ctrl-D to exit.",
+        env!("CARGO_PKG_VERSION"),
+        engine.selector().status()
+    );
+    loop {
+        let prompt = format!("In [{}]: ", engine.execution_count() + 1);
+        sink.set_prompt(true);
+        let line = editor.readline(&prompt);
+        sink.set_prompt(false);
+        match line {
+            Ok(source) => {
+                if source.trim().is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(source.as_str());
+                engine.run_cell(&source);
+                println!();
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    sink.close(engine);
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The `autoawait` binary end to end: `autoawait run FILE.lua` on cell files.
+
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::has;
+
+/// A cell file in a fresh temporary directory.
+fn cell_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "autoawait-cli-{}-{name}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.lua"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the binary with `args`; kills it (and fails) after 30 s.
+fn autoawait(args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("watchdog: autoawait {args:?} hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.success(), out, err)
+}
+
+fn run(text: &str, extra: &[&str]) -> (bool, String, String) {
+    let path = cell_file("cells", text);
+    let mut args = vec!["run", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    autoawait(&args)
+}
+
+#[test]
+fn cells_are_echoed_with_their_values_and_globals_persist() {
+    let (ok, out, _) = run(
+        "-- %%\n%autoawait inline\n-- %%\nx = 40\n-- %%\nx + 2\n-- %%\nprint('hi')\n",
+        &[],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("In [1]: %autoawait inline\nautoawait is `on`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("In [2]: x = 40\n\nIn [3]: x + 2\nOut[3]: 42\n"),
+        "{out}"
+    );
+    assert!(out.contains("In [4]: print('hi')\nhi\n"), "{out}");
+}
+
+#[test]
+fn the_first_failing_cell_stops_the_run_unless_keep_going() {
+    let text = "-- %%\n%autoawait inline\n-- %%\nerror('boom')\n-- %%\n'after'\n";
+    let (ok, out, _) = run(text, &[]);
+    assert!(!ok);
+    assert!(out.contains("LuaError: In[2]:1: boom"), "{out}");
+    assert!(!out.contains("after"), "{out}");
+
+    let (ok, out, _) = run(text, &["--keep-going"]);
+    assert!(!ok, "a failure still fails the run");
+    assert!(out.contains("Out[3]: \"after\""), "{out}");
+}
+
+#[test]
+fn errors_are_messages_and_the_session_goes_on() {
+    let (ok, out, _) = run(
+        "-- %%\n%autoawait inline\n-- %%\nx = = 1\n-- %%\n%timit 1\n-- %%\n\
+         %load_ext /nonexistent/libnothing.so\n-- %%\n%autoawait tokoi\n-- %%\n'alive'\n",
+        &["--keep-going"],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("SyntaxError: In[2]:1: unexpected symbol near '='"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `%timeit`?"), "{out}");
+    assert!(out.contains("/nonexistent/libnothing.so"), "{out}");
+    assert!(out.contains("UsageError: no runner named `tokoi`"), "{out}");
+    assert!(out.contains("Out[6]: \"alive\""), "{out}");
+}
+
+#[test]
+fn runner_flag_selects_the_runner() {
+    let (ok, out, _) = run("%autoawait\n", &["--runner", "sync"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("set to use `sync`"), "{out}");
+    let (ok, _, err) = run("1\n", &["--runner", "nope"]);
+    assert!(!ok);
+    assert!(err.contains("no runner named `nope`"), "{err}");
+}
+
+#[test]
+fn background_output_is_tagged_with_its_cell() {
+    let runner = if has("tokio") { "tokio" } else { "inline" };
+    let (ok, out, _) = run(
+        "-- %%\nt = spawn(function() await(sleep(0.1)); print('from the task') end)\n\
+         -- %%\nawait(sleep(0.5))\nprint('cell 2')\n",
+        &["--runner", runner],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("[In 1] from the task\n"), "{out}");
+    assert!(out.contains("\ncell 2\n"), "{out}");
+}
+
+#[test]
+fn every_builtin_from_a_cell_file() {
+    let runner = if has("tokio") { "tokio" } else { "inline" };
+    let (ok, out, _) = run(
+        "-- %%\nawait(sleep(0.01))\n'slept'\n\
+         -- %%\nawait(gather(sleep(0.01), function() return 'g' end))\n\
+         -- %%\nt = spawn(function(x) return x * 2 end, 21)\nt:wait(5)\n\
+         -- %%\nt:done(), t:result()\n\
+         -- %%\npcall(await, timeout(0.01, sleep(5)))\n\
+         -- %%\ndisplay(markdown('# title'))\n\
+         -- %%\nhtml('<i>x</i>')\n\
+         -- %%\n%%run_in_reactor r\n    return 'reactor'\n\
+         -- %%\nr:wait(5)\n",
+        &["--runner", runner],
+    );
+    assert!(ok, "{out}");
+    for expected in [
+        "Out[1]: \"slept\"",
+        "Out[2]: nil, \"g\"",
+        "Out[3]: 42",
+        "Out[4]: true, 42",
+        "Out[5]: false, ",
+        "\n# title\n",
+        "Out[7]: <i>x</i>",
+        "r = <Task of In[8]",
+        "Out[9]: \"reactor\"",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from {out}");
+    }
+}
+
+#[test]
+fn wrong_runtime_and_strategies_are_visible_from_lua() {
+    if !has("tokio") || !has("smol") {
+        return;
+    }
+    let (ok, out, _) = run(
+        "-- %%\n%autoawait smol\n-- %%\nawait(tokio.sleep(0.01))\n\
+         -- %%\n%autoawait tokio-fresh\nt = spawn(function() await(sleep(5)) end)\n\
+         -- %%\nt:wait(5)\n",
+        &["--keep-going"],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("WrongRuntime: this awaitable needs a tokio runtime but runs under `smol`"),
+        "{out}"
+    );
+    assert!(out.contains("TaskDropped: the task was dropped"), "{out}");
+}
+
+#[test]
+fn the_tour_runs() {
+    if !has("tokio") || !has("smol") {
+        return;
+    }
+    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tour.lua");
+    let (ok, out, err) = autoawait(&["run", tour]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("I HAVE AWAKENED!"), "{out}");
+    assert!(out.contains("] tick 1"), "{out}");
+    assert!(out.contains("the end"), "{out}");
+}
+
+#[test]
+fn help_comes_from_clap() {
+    let (ok, out, _) = autoawait(&["--help"]);
+    assert!(ok);
+    assert!(out.contains("run"), "{out}");
+    assert!(out.contains("--runner"), "{out}");
+}
+
+#[test]
+fn every_magic_from_a_cell_file() {
+    let (ok, out, _) = run(
+        "-- %%\n%autoawait inline\n\
+         -- %%\n%autoawait --list\n\
+         -- %%\n%lsmagic\n\
+         -- %%\n%help run_in_reactor\n\
+         -- %%\n%timeit -n 2 -r 2 await(sleep(0))\n\
+         -- %%\n%%timeit -n 2 -r 2\nawait(sleep(0))\n\
+         -- %%\n%time 6 * 7\n\
+         -- %%\nleftover = 1\n\
+         -- %%\n%reset -f\n\
+         -- %%\nleftover\n\
+         -- %%\n%%run_in_reactor\n  if true then\n    return 'indented'\n  end\n\
+         -- %%\n_:wait(5)\n",
+        &[],
+    );
+    assert!(ok, "{out}");
+    for expected in [
+        "* inline",
+        "Available cell magics:\n%%run_in_reactor  %%timeit  %%time",
+        "%%run_in_reactor [NAME]\n  run the cell body",
+        "(mean ± std. dev. of 2 runs, 2 loops each)",
+        "Wall time: ",
+        "Out[7]: 42",
+        "reset: removed 1 globals",
+        "In [10]: leftover\n\n",
+        "_ = <Task of In[11]",
+        "Out[12]: \"indented\"",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from {out}");
+    }
+}

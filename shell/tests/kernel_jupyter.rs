@@ -1,0 +1,102 @@
+//! `autoawait kernel` driven by real Jupyter clients: the official jupyter_kernel_test
+//! suite, jupyter_client (bad HMAC, interrupt, background output routing) and nbclient,
+//! against the kernelspec installed into a venv under the target dir.
+//!
+//! Needs python3 (the venv is provisioned by shell/kernel/python/provision.sh). Without
+//! it the test fails loudly; `AUTOAWAIT_SKIP_PYTHON_TESTS=1` skips it on purpose.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_autoawait");
+
+fn python_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernel/python")
+}
+
+/// Runs `cmd`, killing it after `limit`; (success, stdout + stderr).
+fn run_with_limit(mut cmd: Command, limit: Duration) -> (bool, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start a child process");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = format!("{}{}", out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(s) => (s.success(), text),
+        None => (false, format!("{text}\n[killed after {limit:?}]")),
+    }
+}
+
+#[test]
+fn jupyter_clients_drive_the_kernel() {
+    if std::env::var_os("AUTOAWAIT_SKIP_PYTHON_TESTS").is_some() {
+        eprintln!(
+            "WARNING: AUTOAWAIT_SKIP_PYTHON_TESTS is set: the Jupyter client tests were NOT run"
+        );
+        return;
+    }
+    assert!(
+        Command::new("python3").arg("--version").output().is_ok(),
+        "python3 is missing: the Jupyter kernel tests (jupyter_kernel_test, jupyter_client, nbclient) \
+         cannot run. Install python3 with venv, or set AUTOAWAIT_SKIP_PYTHON_TESTS=1 to skip them knowingly."
+    );
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("jupyter-venv");
+    let mut provision = Command::new("bash");
+    provision
+        .arg(python_dir().join("provision.sh"))
+        .env("AUTOAWAIT_JUPYTER_VENV", &venv);
+    let (ok, text) = run_with_limit(provision, Duration::from_secs(600));
+    assert!(ok, "provisioning the Python venv failed:\n{text}");
+
+    let mut install = Command::new(BIN);
+    install.args(["kernel", "install", "--prefix"]).arg(&venv);
+    let (ok, text) = run_with_limit(install, Duration::from_secs(30));
+    assert!(
+        ok,
+        "`autoawait kernel install --prefix VENV` failed:\n{text}"
+    );
+
+    let mut python = Command::new(venv.join("bin/python"));
+    python
+        .args(["-m", "unittest", "-v", "test_kernel", "test_client"])
+        .current_dir(python_dir())
+        // The venv's kernelspec wins over one installed in the user's data dir.
+        .env("JUPYTER_PATH", venv.join("share/jupyter"))
+        .env("AUTOAWAIT_KERNEL_NAME", "autoawait")
+        .env_remove("AUTOAWAIT_CONNECTION_FILE")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let tour = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/tour.ipynb");
+    if tour.is_file() {
+        python.env("AUTOAWAIT_NOTEBOOK", &tour);
+    }
+    let (ok, text) = run_with_limit(python, Duration::from_secs(600));
+    eprintln!("{text}");
+    assert!(ok, "the Jupyter client tests failed:\n{text}");
+}

@@ -1,0 +1,125 @@
+//! The REPL through a pseudo-terminal (util-linux `script`): Ctrl-C cancels the
+//! running cell promptly, the next cell works, Ctrl-D exits cleanly.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::has;
+
+struct Pty {
+    child: Child,
+    input: ChildStdin,
+    screen: Arc<Mutex<String>>,
+}
+
+impl Pty {
+    /// Starts the REPL under `script`, or `None` if `script` is not installed.
+    fn start(runner: &str) -> Option<Pty> {
+        let cmd = format!("{} --runner {runner}", env!("CARGO_BIN_EXE_autoawait"));
+        let mut child = Command::new("script")
+            .args(["-q", "-e", "-f", "-c", &cmd, "/dev/null"])
+            .env("TERM", "dumb")
+            .env("HOME", std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let input = child.stdin.take().unwrap();
+        let mut output = child.stdout.take().unwrap();
+        let screen = Arc::new(Mutex::new(String::new()));
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = output.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Some(Pty {
+            child,
+            input,
+            screen,
+        })
+    }
+
+    fn send(&mut self, bytes: &str) {
+        self.input.write_all(bytes.as_bytes()).unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Waits until the screen shows `text`; fails after `secs`.
+    fn expect(&self, text: &str, secs: u64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if self.screen.lock().unwrap().contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{text:?} did not show within {secs} s; the screen:\n{}",
+            self.screen.lock().unwrap()
+        );
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_cell_and_the_repl_goes_on() {
+    for runner in ["inline", "tokio"] {
+        if !has(runner) {
+            continue;
+        }
+        let Some(mut pty) = Pty::start(runner) else {
+            eprintln!("skipped: util-linux `script` is not installed");
+            return;
+        };
+        pty.expect("In [1]: ", 20);
+        pty.send("print('sleeping'); await(sleep(30))\n");
+        pty.expect("sleeping", 20);
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = Instant::now();
+        pty.send("\x03");
+        pty.expect("Cancelled: the cell was cancelled", 5);
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the prompt came back late"
+        );
+        pty.expect("In [2]: ", 5);
+        pty.send("1 + 1\n");
+        pty.expect("Out[2]: 2", 10);
+        // A multi-line cell: complete once Lua can parse it.
+        pty.send("function f()\nreturn 3\nend\n");
+        pty.expect("In [4]: ", 10);
+        pty.send("f()\n");
+        pty.expect("Out[4]: 3", 10);
+        pty.send("\x04");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = pty.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}");
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "Ctrl-D did not exit under {runner}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
