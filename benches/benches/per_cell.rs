@@ -15,26 +15,45 @@
 //! - `floor::tokio_build_block_on_drop`: build a current_thread runtime with every
 //!   driver, `block_on`, drop (`tokio-fresh` is judged against it, target ≤ 1.25×).
 //!
-//! Each runner runs two cells: `ready` (`async { 1 }`) and `yield_once` (a future
-//! that wakes itself and returns `Pending` once, so the executor's wake path runs).
-//! Runners are taken from the registry, so every backend compiled in is measured;
-//! `sync` runs only the ready cell (it polls once). The ids are `runner::case`.
+//! - `floor::pollster_block_on`: pollster's `block_on` of a ready future: polling
+//!   with no reactor at all.
+//!
+//! Each runner runs these cells (ids `runner::case`):
+//! - `ready` (`async { 1 }`) and `yield_once` (a future that wakes itself and
+//!   returns `Pending` once, so the executor's wake path runs);
+//! - `spawn_join_10`: spawn 10 tasks through the runner and await them all;
+//! - `timer_0` and `timer_1ms`: sleep on the runner's own timer ([`Services`]);
+//! - `tcp_echo`: connect through the runner's reactor to a loopback echo server on a
+//!   plain thread, send 64 bytes, read them back.
+//!
+//! Runners are taken from the registry, so every backend compiled in is measured,
+//! the statically linked `futures-local` too; the twisted plugin is built and
+//! loaded at run time, as a user's `%load_ext twisted` would. A workload a runner
+//! cannot do (`sync` polls once; glommio's sockets are `!Send`) is skipped with a
+//! message.
+//!
+//! [`Services`]: autoawait_core::Services
 //!
 //! `AUTOAWAIT_BENCH_QUICK=1` shortens warm-up and measurement for a smoke run.
 
 use std::future::Future;
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use autoawait_core::{Registry, RunnerExt};
-use criterion::{criterion_group, criterion_main, Criterion};
+use autoawait_core::{downcast, Cell, Registry, RunError, Runner, RunnerExt};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 
 use autoawait_runners as _;
+use autoawait_static_example as _;
 
 /// Returns `Pending` once (after waking itself), then `Ready`.
 struct YieldOnce(bool);
@@ -49,20 +68,6 @@ impl Future for YieldOnce {
         self.0 = true;
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-fn configured() -> Criterion {
-    let quick = std::env::var_os("AUTOAWAIT_BENCH_QUICK").is_some_and(|v| v != "0");
-    let c = Criterion::default().without_plots();
-    if quick {
-        c.warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1))
-            .sample_size(20)
-    } else {
-        c.warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
-            .sample_size(50)
     }
 }
 
@@ -166,6 +171,9 @@ fn floors(c: &mut Criterion) {
     });
     drop(rt);
 
+    g.bench_function("floor::pollster_block_on", |b| {
+        b.iter(|| pollster::block_on(async { black_box(1u64) }))
+    });
     g.bench_function("floor::tokio_build_block_on_drop", |b| {
         b.iter(|| build_block_on_drop(async { black_box(1u64) }))
     });
@@ -186,37 +194,182 @@ fn build_block_on_drop<F: Future>(fut: F) -> F::Output {
     out
 }
 
+/// What one iteration of a workload does, given the runner.
+type Workload = fn(&Arc<dyn Runner>) -> Result<u64, RunError>;
+
+/// The workloads every runner runs, after `ready` and `yield_once`.
+const WORKLOADS: &[(&str, Workload)] = &[
+    ("spawn_join_10", spawn_join_10),
+    ("timer_0", |r| sleep_for(r, Duration::ZERO)),
+    ("timer_1ms", |r| sleep_for(r, Duration::from_millis(1))),
+    ("tcp_echo", tcp_echo),
+];
+
+/// A cell that spawns 10 tasks on its runner and awaits them all.
+fn spawn_join_10(runner: &Arc<dyn Runner>) -> Result<u64, RunError> {
+    let r = runner.clone();
+    runner.block_on(async move {
+        let tasks: Result<Vec<_>, _> = (0..10u64)
+            .map(|i| r.spawn(Cell::new(async move { i })))
+            .collect();
+        let mut sum = 0;
+        for task in tasks? {
+            sum += downcast::<u64>(task.await?);
+        }
+        Ok(sum)
+    })?
+}
+
+/// A cell that sleeps on the runner's own timer.
+fn sleep_for(runner: &Arc<dyn Runner>, duration: Duration) -> Result<u64, RunError> {
+    let r = runner.clone();
+    runner.block_on(async move {
+        let services = r.services().ok_or_else(|| no_services(&r))?;
+        services.sleep(duration).await;
+        Ok(1)
+    })?
+}
+
+/// A cell that connects to a loopback echo server through the runner's reactor,
+/// sends 64 bytes and reads them back.
+fn tcp_echo(runner: &Arc<dyn Runner>) -> Result<u64, RunError> {
+    let addr = echo_server();
+    let r = runner.clone();
+    runner.block_on(async move {
+        let services = r.services().ok_or_else(|| no_services(&r))?;
+        let io = |e: std::io::Error| RunError::backend(e);
+        let mut stream = services.connect(addr).await.map_err(io)?;
+        let mut buf = [7u8; 64];
+        stream.write_all(&buf).await.map_err(io)?;
+        stream.read_exact(&mut buf).await.map_err(io)?;
+        Ok(u64::from(buf[63]))
+    })?
+}
+
+fn no_services(runner: &Arc<dyn Runner>) -> RunError {
+    RunError::Unsupported {
+        runner: runner.info().name.to_string(),
+        reason: "no services".into(),
+    }
+}
+
+/// A blocking echo server on a plain thread: no runner's reactor is involved.
+fn echo_server() -> std::net::SocketAddr {
+    static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
+        let addr = listener.local_addr().unwrap();
+        thread::Builder::new()
+            .name("bench-echo".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let mut buf = [0u8; 64];
+                    while std::io::Read::read_exact(&mut stream, &mut buf).is_ok() {
+                        if std::io::Write::write_all(&mut stream, &buf).is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+            .expect("cannot spawn the echo server");
+        addr
+    })
+}
+
+/// Builds the twisted plugin (in the bench's own profile) and returns its path.
+fn twisted_plugin() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let exe = std::env::current_exe().ok()?;
+    let target = exe.ancestors().nth(3)?.join("plugin-bench");
+    let release = !cfg!(debug_assertions);
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "autoawait-twisted",
+            "--manifest-path",
+        ])
+        .arg(root.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target);
+    if release {
+        cargo.arg("--release");
+    }
+    if !cargo.status().ok()?.success() {
+        return None;
+    }
+    let file = format!(
+        "{}autoawait_twisted{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    Some(
+        target
+            .join(if release { "release" } else { "debug" })
+            .join(file),
+    )
+}
+
+/// Every workload through `runner`, then shuts it down so that its threads do not
+/// slow the next runner.
+fn measure(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, runner: Arc<dyn Runner>) {
+    g.bench_function(format!("{name}::ready"), |b| {
+        b.iter(|| runner.block_on(async { black_box(1u64) }).unwrap())
+    });
+    if name != "sync" {
+        g.bench_function(format!("{name}::yield_once"), |b| {
+            b.iter(|| runner.block_on(YieldOnce(false)).unwrap())
+        });
+    }
+    for (case, workload) in WORKLOADS {
+        // A workload a runner cannot do (`sync` cannot wait, glommio has no
+        // sockets) is skipped, and says so.
+        if let Err(err) = workload(&runner) {
+            eprintln!("{name}::{case}: skipped: {err}");
+            continue;
+        }
+        g.bench_function(format!("{name}::{case}"), |b| {
+            b.iter(|| workload(&runner).unwrap())
+        });
+    }
+    runner.shutdown(Duration::from_secs(1));
+}
+
 fn runners(c: &mut Criterion) {
-    let registry = Registry::global();
+    // A registry of its own, so that each runner can be shut down once measured.
+    let registry = Registry::new();
     let mut g = c.benchmark_group("per_cell");
     for listing in registry.list() {
         if listing.unavailable.is_some() {
             continue;
         }
         let name = listing.info.name.to_string();
-        let runner = match registry.get(&name) {
-            Ok(runner) => runner,
-            Err(err) => {
-                eprintln!("skipping `{name}`: {err}");
-                continue;
-            }
-        };
-        g.bench_function(format!("{name}::ready"), |b| {
-            b.iter(|| runner.block_on(async { black_box(1u64) }).unwrap())
-        });
-        if name != "sync" {
-            g.bench_function(format!("{name}::yield_once"), |b| {
-                b.iter(|| runner.block_on(YieldOnce(false)).unwrap())
-            });
+        match registry.get(&name) {
+            Ok(runner) => measure(&mut g, &name, runner),
+            Err(err) => eprintln!("skipping `{name}`: {err}"),
         }
     }
+    // The dynamic plugin last: its reactor thread lives as long as the process.
+    match twisted_plugin().map(|path| registry.load_plugin(&path)) {
+        Some(Ok(_)) => {
+            // `twisted-per-cell` runs one cell per process by design.
+            let runner = registry
+                .get("twisted")
+                .expect("the plugin registers `twisted`");
+            measure(&mut g, "twisted", runner);
+        }
+        Some(Err(err)) => eprintln!("skipping the twisted plugin: {err}"),
+        None => eprintln!("skipping the twisted plugin: it did not build"),
+    }
     g.finish();
-    registry.shutdown_all(Duration::from_secs(1));
 }
 
 criterion_group! {
     name = per_cell;
-    config = configured();
+    config = autoawait_benches::criterion();
     targets = floors, runners
 }
 criterion_main!(per_cell);
