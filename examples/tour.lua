@@ -1,21 +1,31 @@
 -- A tour of autoawait: Lua cells that await, run through the runner you pick.
--- Run it with:   cargo run --release -- run examples/tour.lua
--- Each `-- %%` line starts a cell, as jupytext writes Lua (open it in a notebook).
--- It mirrors the twisted_ipython notebook; with the twisted plugin built next to
--- the binary, `%load_ext twisted` then `%autoawait twisted` work the same way.
+-- Run it with (the plugin is built next to the binary, where %load_ext finds it):
+--   cargo build --release -p autoawait-twisted && cargo run --release -- run examples/tour.lua
+-- Each `-- %%` line starts a cell, as jupytext writes Lua; examples/tour.ipynb is the
+-- same tour as a notebook (examples/make_notebook.py writes it). It mirrors the
+-- twisted_ipython notebook.
 
 -- %% Where are we? `%autoawait` with no argument says which runner cells use.
 %autoawait
 
--- %% Every runner, the strategy it follows, and what happens to tasks between cells.
+-- %% Load the twisted plugin: a callback reactor on mio, in a library loaded at run time.
+%load_ext twisted
+
+-- %% Every runner, the strategy it follows, and where it comes from.
 %autoawait --list
 
--- %% Pick the crochet-like runner: a tokio reactor on its own thread.
-%autoawait tokio
+-- %% Select it: its reactor runs on its own thread for the life of the process (crochet).
+%autoawait twisted
 
 -- %% An awaited sleep, then a rich value (markdown in a notebook, text here).
 await(sleep(0.5))
 markdown("**I HAVE AWAKENED!**")
+
+-- %% twisted's own awaitables: call_later, and a Deferred that another task awaits.
+d = await(twisted.deferred())
+waiter = spawn(function() return await(d) end)
+await(d:callback(await(twisted.call_later(0.1, function() return "fired" end))))
+waiter:wait(2)
 
 -- %% Globals persist across cells; the last expression is shown as Out[n].
 -- `why(f, ...)` shows the error f(...) raises (its first line), for the cells below.

@@ -24,8 +24,14 @@ fn cell_file(name: &str, text: &str) -> PathBuf {
 
 /// Runs the binary with `args`; kills it (and fails) after 30 s.
 fn autoawait(args: &[&str]) -> (bool, String, String) {
+    autoawait_with(args, &[])
+}
+
+/// [`autoawait`] with extra environment variables.
+fn autoawait_with(args: &[&str], env: &[(&str, PathBuf)]) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -194,9 +200,13 @@ fn the_tour_runs() {
         return;
     }
     let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tour.lua");
-    let (ok, out, err) = autoawait(&["run", tour]);
+    let plugins = common::twisted_dir();
+    let (ok, out, err) = autoawait_with(&["run", tour], &[("AUTOAWAIT_PLUGIN_PATH", plugins)]);
     assert!(ok, "{out}\n{err}");
+    assert!(out.contains("loaded plugin `twisted`"), "{out}");
+    assert!(out.contains("set to use `twisted`"), "{out}");
     assert!(out.contains("I HAVE AWAKENED!"), "{out}");
+    assert!(out.contains("Out[6]: \"fired\""), "{out}");
     assert!(out.contains("] tick 1"), "{out}");
     assert!(out.contains("the end"), "{out}");
 }

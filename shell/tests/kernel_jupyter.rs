@@ -5,6 +5,8 @@
 //! Needs python3 (the venv is provisioned by shell/kernel/python/provision.sh). Without
 //! it the test fails loudly; `AUTOAWAIT_SKIP_PYTHON_TESTS=1` skips it on purpose.
 
+mod common;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -92,10 +94,12 @@ fn jupyter_clients_drive_the_kernel() {
         .env("AUTOAWAIT_KERNEL_NAME", "autoawait")
         .env_remove("AUTOAWAIT_CONNECTION_FILE")
         .env("PYTHONDONTWRITEBYTECODE", "1");
+    // The tour notebook runs headless too; its first cell loads the twisted plugin.
     let tour = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/tour.ipynb");
-    if tour.is_file() {
-        python.env("AUTOAWAIT_NOTEBOOK", &tour);
-    }
+    assert!(tour.is_file(), "examples/tour.ipynb is missing");
+    python
+        .env("AUTOAWAIT_NOTEBOOK", &tour)
+        .env("AUTOAWAIT_PLUGIN_PATH", common::twisted_dir());
     let (ok, text) = run_with_limit(python, Duration::from_secs(600));
     eprintln!("{text}");
     assert!(ok, "the Jupyter client tests failed:\n{text}");

@@ -1,36 +1,15 @@
 //! `%load_ext twisted` end to end: the binary loads the real twisted plugin (built
 //! by this test), its runners join `%autoawait`, its functions become Lua functions.
 
+mod common;
+
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Builds the twisted plugin into a target dir of its own; returns its directory.
-fn twisted_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    // <target>/debug/deps/plugin-<hash> -> <target>/shell-plugin-tests
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).unwrap().join("shell-plugin-tests");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "autoawait-twisted",
-            "--manifest-path",
-        ])
-        .arg(root.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .expect("cannot run cargo");
-    assert!(status.success(), "cargo build -p autoawait-twisted failed");
-    target.join("debug")
-}
-
 #[test]
 fn load_ext_binds_the_twisted_plugin() {
-    let dir = twisted_dir();
+    let dir = common::twisted_dir();
     let cells = std::env::temp_dir().join(format!("autoawait-plugin-{}.lua", std::process::id()));
     std::fs::write(
         &cells,

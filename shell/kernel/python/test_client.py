@@ -190,11 +190,40 @@ class NotebookTests(unittest.TestCase):
         if not path:
             raise unittest.SkipTest("set AUTOAWAIT_NOTEBOOK=examples/tour.ipynb to run it")
         nb = nbformat.read(path, as_version=4)
+        # The notebook is generated from the percent-format tour; they must agree.
+        lua = os.path.splitext(path)[0] + ".lua"
+        if os.path.exists(lua):
+            import re
+            with open(lua) as f:
+                chunks = re.split(r"^-- %%", f.read(), flags=re.M)[1:]
+            cells = [c.partition("\n")[2].strip("\n") for c in chunks]
+            code = [c.source for c in nb.cells if c.cell_type == "code"]
+            self.assertEqual(code, cells, "regenerate with examples/make_notebook.py")
         NotebookClient(nb, kernel_name=KERNEL, timeout=120).execute()
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                for o in cell.outputs:
-                    self.assertNotEqual(o["output_type"], "error", o)
+        code_cells = [c for c in nb.cells if c.cell_type == "code"]
+        for cell in code_cells:
+            for o in cell.outputs:
+                self.assertNotEqual(o["output_type"], "error", (cell.source, o))
+        # Each cell's own output lands in that cell.
+        def outputs_of(fragment):
+            cell = next(c for c in code_cells if fragment in c.source)
+            return cell.outputs
+        awake = outputs_of("I HAVE AWAKENED")
+        self.assertTrue(
+            any("I HAVE AWAKENED" in o.get("data", {}).get("text/markdown", "") for o in awake),
+            awake,
+        )
+        fetched = outputs_of('fetch("one", 0.1)')
+        self.assertTrue(
+            any("one after 0.1 s" in o.get("data", {}).get("text/plain", "") for o in fetched),
+            fetched,
+        )
+        started = outputs_of('print("ticker started")')
+        self.assertTrue(
+            any(o.get("name") == "stdout" and "ticker started" in o.get("text", "")
+                for o in started),
+            started,
+        )
 
 
 if __name__ == "__main__":

@@ -109,3 +109,32 @@ pub(crate) fn stdout_of(outputs: &[(CellId, Output)]) -> String {
 pub(crate) fn has(runner: &str) -> bool {
     Registry::global().get(runner).is_ok()
 }
+
+/// Builds the twisted plugin into a target dir of its own (once per test binary)
+/// and returns the directory that holds it, for `AUTOAWAIT_PLUGIN_PATH`.
+pub(crate) fn twisted_dir() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        // <target>/debug/deps/<test>-<hash> -> <target>/shell-plugin-tests
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap().join("shell-plugin-tests");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "autoawait-twisted",
+                "--manifest-path",
+            ])
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cannot run cargo");
+        assert!(status.success(), "cargo build -p autoawait-twisted failed");
+        target.join("debug")
+    })
+    .clone()
+}
