@@ -299,13 +299,17 @@ impl Reactor {
                 Some(Duration::ZERO)
             } else {
                 let state = lock(&self.state);
-                // Nothing pushed (no new ready work, no new timer) since `timeout` was
-                // computed; pushers bump `pushes` after their push, then read `parked`.
+                // Announce the sleep first, then check that nothing was pushed (no
+                // ready work, no new timer) since `timeout` was computed. Pushers bump
+                // `pushes`, then read `parked`: with both sides writing before they
+                // read (all SeqCst), either we see their push or they see us parked
+                // and wake us. Checking before announcing lost wake-ups (a cell
+                // waited forever, about once in a million hand-offs).
+                self.parked.store(true, Ordering::SeqCst);
                 if self.pushes.load(Ordering::SeqCst) == seen && !state.stop {
-                    // Under the lock: a push after this sees `parked` and wakes us.
-                    self.parked.store(true, Ordering::SeqCst);
                     timeout
                 } else {
+                    self.parked.store(false, Ordering::SeqCst);
                     Some(Duration::ZERO)
                 }
             };
