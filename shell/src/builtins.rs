@@ -244,6 +244,19 @@ impl UserData for TaskUd {
     }
 }
 
+/// The origin of a detached task: a fresh id that belongs to no cell, so its output
+/// goes where the user is now (the latest cell in a notebook, `[bg]` in the REPL)
+/// instead of to the cell that started it.
+pub(crate) fn detached() -> CellId {
+    CellId::next()
+}
+
+/// `true` for an origin made by [`detached`]: hosts number their cells from 1, and
+/// fresh ids start far above any execution count.
+pub(crate) fn is_detached(cell: CellId) -> bool {
+    cell.get() >= 1 << 32
+}
+
 /// Starts `func(args...)` in the background on `runner`, as part of cell `origin`.
 pub(crate) fn spawn_task(
     shared: &Arc<Shared>,
@@ -661,6 +674,15 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         lua.create_function(move |_, (func, args): (Function, MultiValue)| {
             let runner = s.active_runner().map_err(mlua::Error::external)?;
             spawn_task(&s, &runner, func, args, s.output_cell()).map_err(mlua::Error::external)
+        })?,
+    )?;
+
+    let s = shared.clone();
+    g.set(
+        "detach",
+        lua.create_function(move |_, (func, args): (Function, MultiValue)| {
+            let runner = s.active_runner().map_err(mlua::Error::external)?;
+            spawn_task(&s, &runner, func, args, detached()).map_err(mlua::Error::external)
         })?,
     )?;
 

@@ -122,6 +122,7 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
     ("await", "await(x)", "wait for an awaitable, a Task or a function (needs %autoawait on)"),
     ("gather", "gather(a, b, ...)", "an awaitable running all of them concurrently; await gives their values"),
     ("spawn", "spawn(fn, ...)", "run fn(...) in the background on the current runner: a Task with :wait([timeout]) :cancel() :done() :result()"),
+    ("detach", "detach(fn, ...)", "spawn(fn, ...) for a long-lived task: its output goes to the cell running now (the latest cell in a notebook, [bg] in the REPL), not to the cell that started it"),
     ("sleep", "sleep(s)", "an awaitable that waits s seconds on the runner's timer"),
     ("timeout", "timeout(s, x)", "an awaitable: x, or an error after s seconds (x is dropped)"),
     ("tcp", "tcp.connect(addr), tcp.listen(addr)", "awaitables for TCP streams (:read([n]) :write(s) :close()) and listeners (:accept() :addr())"),

@@ -107,9 +107,14 @@ impl Sink for TermSink {
             return;
         }
         // Late output of a finished cell: tag every line with its cell.
+        let tag = if crate::builtins::is_detached(cell) {
+            "[bg]".to_owned()
+        } else {
+            format!("[In {cell}]")
+        };
         let mut tagged = String::new();
         for line in text.trim_end_matches('\n').split('\n') {
-            tagged.push_str(&format!("[In {cell}] {line}\n"));
+            tagged.push_str(&format!("{tag} {line}\n"));
         }
         if self.prompt.load(Ordering::SeqCst) {
             if let Some(printer) = &mut *self.printer.lock().unwrap_or_else(|e| e.into_inner()) {

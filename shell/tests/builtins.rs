@@ -359,3 +359,27 @@ fn the_sync_runner_polls_once_like_ipython() {
         assert_eq!(sh.out("'next'").as_deref(), Some("\"next\""));
     });
 }
+
+#[test]
+fn a_detached_task_prints_where_the_user_is_not_under_its_cell() {
+    watchdog(20, || {
+        let mut sh = Shell::new(if has("tokio") { "tokio" } else { "inline" });
+        let started = sh.ok("print('start')\n\
+             detach(function() await(sleep(0.2)); print('detached') end)\n\
+             spawn(function() await(sleep(0.2)); print('attached') end)");
+        let cell_a = started[0].0;
+        let later = sh.ok("await(sleep(0.6))");
+        let line = |text: &str| {
+            later
+                .iter()
+                .find(|(_, o)| matches!(o, Output::Stdout(s) if s.contains(text)))
+                .map(|(cell, _)| *cell)
+                .unwrap_or_else(|| panic!("no `{text}` in {later:?}"))
+        };
+        // A spawned task keeps its cell; a detached one belongs to no cell.
+        assert_eq!(line("attached"), cell_a);
+        let detached = line("detached");
+        assert_ne!(detached, cell_a);
+        assert!(detached.get() >= 1 << 32, "{detached:?}");
+    });
+}
