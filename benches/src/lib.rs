@@ -246,28 +246,52 @@ pub fn markdown(
         out.push('\n');
     }
 
+    // The floors: one table.
+    if !floors.is_empty() {
+        let _ = writeln!(out, "## Floors\n");
+        let _ = writeln!(
+            out,
+            "| floor | median | 95% interval | × spin ping-pong | × park ping-pong | × direct block_on |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        for m in &floors {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} – {} | {} | {} | {} |",
+                m.case,
+                human(m.median),
+                human(m.low),
+                human(m.high),
+                ratio(m.median, spin),
+                ratio(m.median, park),
+                ratio(m.median, direct),
+            );
+        }
+        out.push('\n');
+    }
+
+    // Everything else: one table per group and case, fastest first.
     let mut groups: Vec<(&str, &str)> = all
         .iter()
+        .filter(|m| m.subject != "floor")
         .map(|m| (m.group.as_str(), m.case.as_str()))
         .collect();
     groups.dedup();
     for (group, case) in groups {
-        let rows: Vec<&Measurement> = all
+        let mut rows: Vec<&Measurement> = all
             .iter()
-            .filter(|m| m.group == group && m.case == case)
+            .filter(|m| m.group == group && m.case == case && m.subject != "floor")
             .collect();
+        rows.sort_by(|a, b| a.median.total_cmp(&b.median));
         let _ = writeln!(out, "## {group}: {case}\n");
         let _ = writeln!(
             out,
-            "| subject | strategy | median | 95% interval | × spin ping-pong | × park ping-pong | \
+            "| runner | strategy | median | 95% interval | × spin ping-pong | × park ping-pong | \
              × direct block_on | between cells |"
         );
         let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|");
         for m in rows {
             let note = notes.get(&m.subject).cloned().unwrap_or_default();
-            let ratio = |base: Option<f64>| {
-                base.map_or("–".to_owned(), |b| format!("{:.2}", m.median / b))
-            };
             let _ = writeln!(
                 out,
                 "| `{}` | {} | {} | {} – {} | {} | {} | {} | {} |",
@@ -276,9 +300,9 @@ pub fn markdown(
                 human(m.median),
                 human(m.low),
                 human(m.high),
-                ratio(spin),
-                ratio(park),
-                ratio(direct),
+                ratio(m.median, spin),
+                ratio(m.median, park),
+                ratio(m.median, direct),
                 note.between_cells,
             );
         }
@@ -287,9 +311,16 @@ pub fn markdown(
     out
 }
 
+/// `median / base` with two decimals, or `–` without a base.
+fn ratio(median: f64, base: Option<f64>) -> String {
+    base.map_or("–".to_owned(), |b| format!("{:.2}", median / b))
+}
+
 /// A horizontal bar chart on a log scale, as SVG: one bar per subject.
 pub fn svg_chart(title: &str, bars: &[(String, f64)]) -> String {
-    let (row, left, width) = (22.0, 170.0, 560.0);
+    // Room for the longest label, at about 7 px a character.
+    let longest = bars.iter().map(|b| b.0.chars().count()).max().unwrap_or(0);
+    let (row, left, width) = (22.0, 16.0 + 7.0 * longest as f64, 560.0);
     let height = 60.0 + row * bars.len() as f64;
     let max = bars.iter().map(|b| b.1).fold(1.0, f64::max);
     let min = bars.iter().map(|b| b.1).fold(max, f64::min).max(0.1);

@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 use autoawait_benches::{markdown, read_criterion, svg_chart, Bound, RunnerNote, Target};
 use autoawait_core::Registry;
 use autoawait_runners as _;
+use autoawait_static_example as _;
 
 /// The promises of the benches issue, checked against each run.
 const TARGETS: &[Target] = &[
@@ -88,6 +89,13 @@ fn run() -> std::io::Result<PathBuf> {
             "no measurements under {}; run `cargo bench -p autoawait-benches` first",
             criterion.display()
         )));
+    }
+    // The plugin the per-cell bench built and measured, for its runners' strategies.
+    let plugin = target.join("plugin-bench/release/libautoawait_twisted.so");
+    if plugin.is_file() {
+        if let Err(err) = Registry::global().load_plugin(&plugin) {
+            eprintln!("report: {err}");
+        }
     }
     let notes: BTreeMap<String, RunnerNote> = Registry::global()
         .list()
