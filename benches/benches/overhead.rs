@@ -2,7 +2,8 @@
 //! tokio current_thread `block_on`, and through `Arc<dyn Runner>` +
 //! `RunnerExt::block_on` on that same runtime (Cell boxing, the cell future's
 //! panic catching and origin tracking, dyn dispatch, the output's `Box<dyn Any>`
-//! and its downcast). Also the registry lookup a front end does per `%autoawait`.
+//! and its downcast). Also the registry lookup a front end does per `%autoawait`,
+//! and loading a plugin (`%load_ext`).
 //!
 //! The difference between `direct::*` and `dyn_runner::*` is the contract's
 //! overhead; the target is at most 60 ns (reference/spikes.md measured ≈40 ns).
@@ -89,6 +90,17 @@ fn overhead(c: &mut Criterion) {
     group.bench_function("registry::get", |b| {
         b.iter(|| registry.get(black_box("Inline")).unwrap())
     });
+    // Loading the twisted plugin into a fresh registry: open (the library stays
+    // mapped after the first load), check the ABI, create and register its runners,
+    // then drop them with the registry.
+    match autoawait_benches::twisted_plugin() {
+        Some(path) => {
+            group.bench_function("plugin::load", |b| {
+                b.iter(|| Registry::empty().load_plugin(&path).unwrap())
+            });
+        }
+        None => eprintln!("plugin::load: skipped: the twisted plugin did not build"),
+    }
     group.finish();
 }
 

@@ -38,9 +38,7 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -278,41 +276,6 @@ fn echo_server() -> std::net::SocketAddr {
     })
 }
 
-/// Builds the twisted plugin (in the bench's own profile) and returns its path.
-fn twisted_plugin() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    let exe = std::env::current_exe().ok()?;
-    let target = exe.ancestors().nth(3)?.join("plugin-bench");
-    let release = !cfg!(debug_assertions);
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "autoawait-twisted",
-            "--manifest-path",
-        ])
-        .arg(root.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target);
-    if release {
-        cargo.arg("--release");
-    }
-    if !cargo.status().ok()?.success() {
-        return None;
-    }
-    let file = format!(
-        "{}autoawait_twisted{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    Some(
-        target
-            .join(if release { "release" } else { "debug" })
-            .join(file),
-    )
-}
-
 /// Every workload through `runner`, then shuts it down so that its threads do not
 /// slow the next runner.
 fn measure(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, runner: Arc<dyn Runner>) {
@@ -353,7 +316,7 @@ fn runners(c: &mut Criterion) {
         }
     }
     // The dynamic plugin last: its reactor thread lives as long as the process.
-    match twisted_plugin().map(|path| registry.load_plugin(&path)) {
+    match autoawait_benches::twisted_plugin().map(|path| registry.load_plugin(&path)) {
         Some(Ok(_)) => {
             // `twisted-per-cell` runs one cell per process by design.
             let runner = registry
