@@ -39,12 +39,14 @@
 //! autoawait_runners::tokio_runner::detach();
 //! ```
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -178,6 +180,11 @@ static SERVICES: TokioServices = TokioServices;
 
 impl Services for TokioServices {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        // tokio's timer ticks every millisecond, so `sleep(0)` would wait for the next
+        // tick; like asyncio's `sleep(0)`, zero means "let the others run once".
+        if duration.is_zero() {
+            return Box::pin(tokio::task::yield_now());
+        }
         Box::pin(async move { tokio::time::sleep(duration).await })
     }
 
@@ -250,7 +257,8 @@ const THREADED: RunnerInfo = RunnerInfo::new(
     "a tokio runtime on its own thread; background tasks keep running between cells",
 );
 
-type Job = Box<dyn FnOnce() + Send>;
+/// Work for the reactor thread, given the reactor loop's context.
+type Job = Box<dyn FnOnce(&mut Context<'_>) + Send>;
 
 enum Msg {
     Job(Job),
@@ -320,7 +328,14 @@ async fn reactor_loop(rx: std_mpsc::Receiver<Msg>, wake: Arc<Notify>, spin: Dura
         match rx.try_recv() {
             Ok(Msg::Job(job)) => {
                 idle_since = None;
-                job();
+                let mut job = Some(job);
+                std::future::poll_fn(|cx| {
+                    if let Some(job) = job.take() {
+                        job(cx);
+                    }
+                    Poll::Ready(())
+                })
+                .await;
             }
             Ok(Msg::Stop(grace)) => return grace,
             Err(std_mpsc::TryRecvError::Disconnected) => return DROP_GRACE,
@@ -373,9 +388,17 @@ impl Runner for Threaded {
         self.check()?;
         let (tx, rx) = handoff::reply(self.spin);
         let opts = options(opts);
-        self.send(Box::new(move || {
-            let fut = cell.into_local_future();
-            tokio::task::spawn_local(async move { tx.send(guarded(fut, opts).await) });
+        self.send(Box::new(move |cx| {
+            // Most cells finish in one poll: run that poll right here, and pay for a
+            // task only if the cell waits. The task's first poll registers its own
+            // waker; a wake-up meanwhile only wakes the reactor loop, harmlessly.
+            let mut fut = Box::pin(guarded(cell.into_local_future(), opts));
+            match fut.as_mut().poll(cx) {
+                Poll::Ready(out) => tx.send(out),
+                Poll::Pending => {
+                    tokio::task::spawn_local(async move { tx.send(fut.await) });
+                }
+            }
         }))?;
         // No reply: the runtime dropped the cell because the runner shut down.
         rx.recv().unwrap_or_else(|| Err(stopped(&THREADED)))
@@ -388,7 +411,7 @@ impl Runner for Threaded {
         match cell.into_future() {
             Ok(fut) => {
                 let (task, eventual) = EventualResult::task(origin, fut, Some(&reactor));
-                self.send(Box::new(move || drop(tokio::task::spawn_local(task))))?;
+                self.send(Box::new(move |_| drop(tokio::task::spawn_local(task))))?;
                 Ok(eventual)
             }
             // A `!Send` cell is built on the reactor thread; from a cell that runs
@@ -409,7 +432,7 @@ impl Runner for Threaded {
             }
             Err(cell) => {
                 let (tx, rx) = handoff::reply(self.spin);
-                self.send(Box::new(move || {
+                self.send(Box::new(move |_| {
                     let fut = cell.into_local_future();
                     let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
                     tokio::task::spawn_local(task);
