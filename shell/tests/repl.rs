@@ -90,7 +90,9 @@ fn ctrl_c_cancels_the_running_cell_and_the_repl_goes_on() {
             return;
         };
         pty.expect("In [1]: ", 20);
-        pty.send("print('sleeping'); await(sleep(30))\n");
+        // The terminal echoes what is typed: wait for text only the running
+        // cell prints, so Ctrl-C reaches the cell and not the line editor.
+        pty.send("print('slee' .. 'ping'); await(sleep(30))\n");
         pty.expect("sleeping", 20);
         std::thread::sleep(Duration::from_millis(200));
         let sent = Instant::now();
