@@ -31,38 +31,10 @@ pub fn criterion() -> criterion::Criterion {
 /// Builds the twisted plugin into `<target>/plugin-bench/<profile>` (release when
 /// the benches run optimised) and returns its path; `None` if it does not build.
 pub fn twisted_plugin() -> Option<std::path::PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
-    // <target>/<profile>/deps/<bench>-<hash> -> <target>/plugin-bench
-    let exe = std::env::current_exe().ok()?;
-    let target = exe.ancestors().nth(3)?.join("plugin-bench");
-    let release = !cfg!(debug_assertions);
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "autoawait-twisted",
-            "--manifest-path",
-        ])
-        .arg(root.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target);
-    if release {
-        cargo.arg("--release");
-    }
-    if !cargo.status().ok()?.success() {
-        return None;
-    }
-    let file = format!(
-        "{}autoawait_twisted{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    Some(
-        target
-            .join(if release { "release" } else { "debug" })
-            .join(file),
-    )
+    autoawait_test_support::PluginBuild::new("plugin-bench")
+        .release(!cfg!(debug_assertions))
+        .twisted()
+        .ok()
 }
 
 /// `true` when `AUTOAWAIT_BENCH_QUICK` is set to anything but `0`.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use autoawait_core::plugin::{find_plugin, plugin_file_names, Callback, PluginFunction, Value};
 use autoawait_core::{Cell, Registry, RunError, RunOptions, RunnerExt, Source, Strategy};
+use autoawait_test_support::PluginBuild;
 
 /// Keeps the panics these tests provoke on purpose off stderr.
 fn quiet_panics() {
@@ -72,36 +73,15 @@ const VARIANTS: &[&str] = &[
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        // <target>/debug/deps/plugin-<hash> -> <target>/plugin-tests
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.ancestors().nth(3).unwrap().join("plugin-tests");
-        let lib = |name: &str| {
-            let file = format!(
-                "{}{name}{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            );
-            target.join("debug").join(file)
-        };
-        let cargo = |args: &[&str]| {
-            let status = Command::new(env!("CARGO"))
-                .arg("build")
-                .arg("--quiet")
-                .arg("--manifest-path")
-                .arg(root.join("Cargo.toml"))
-                .args(args)
-                .env("CARGO_TARGET_DIR", &target)
-                .status()
-                .expect("cannot run cargo");
-            assert!(status.success(), "cargo build {args:?} failed");
-        };
+        let build = PluginBuild::new("plugin-tests");
+        let cargo = |args: &[&str]| build.build(args).unwrap_or_else(|e| panic!("{e}"));
         cargo(&["-p", "autoawait-twisted", "-p", "autoawait-test-plugin"]);
+        let target = build.out_dir();
         let variants = target.join("variants");
         std::fs::create_dir_all(&variants).unwrap();
         let copy = |variant: &str| {
             let to = variants.join(format!("lib{}.so", variant.replace('-', "_")));
-            std::fs::copy(lib("autoawait_test_plugin"), to).unwrap();
+            std::fs::copy(build.lib("autoawait_test_plugin"), to).unwrap();
         };
         copy("no-symbol");
         for variant in VARIANTS {
@@ -115,7 +95,7 @@ fn built() -> &'static Built {
             variants.join("libgood_copy.so"),
         )
         .unwrap();
-        let twisted = lib("autoawait_twisted");
+        let twisted = build.lib("autoawait_twisted");
         assert!(twisted.is_file(), "{} was not built", twisted.display());
         Built {
             twisted_dir: twisted.parent().unwrap().to_path_buf(),

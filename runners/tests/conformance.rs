@@ -81,31 +81,9 @@ fn registry_for(name: &str) -> Registry {
 fn twisted_plugin() -> &'static std::path::Path {
     static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap();
-        // <target>/debug/deps/conformance-<hash> -> <target>/plugin-tests
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.ancestors().nth(3).unwrap().join("plugin-tests");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "autoawait-twisted",
-                "--manifest-path",
-            ])
-            .arg(root.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("cannot run cargo");
-        assert!(status.success(), "cannot build the twisted plugin");
-        let file = format!(
-            "{}autoawait_twisted{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        );
-        target.join("debug").join(file)
+        autoawait_test_support::PluginBuild::new("plugin-tests")
+            .twisted()
+            .unwrap_or_else(|e| panic!("cannot build the twisted plugin: {e}"))
     })
 }
 

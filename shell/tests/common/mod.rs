@@ -115,26 +115,11 @@ pub(crate) fn has(runner: &str) -> bool {
 pub(crate) fn twisted_dir() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap();
-        // <target>/debug/deps/<test>-<hash> -> <target>/shell-plugin-tests
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.ancestors().nth(3).unwrap().join("shell-plugin-tests");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "autoawait-twisted",
-                "--manifest-path",
-            ])
-            .arg(root.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("cannot run cargo");
-        assert!(status.success(), "cargo build -p autoawait-twisted failed");
-        target.join("debug")
+        let build = autoawait_test_support::PluginBuild::new("shell-plugin-tests");
+        build
+            .twisted()
+            .unwrap_or_else(|e| panic!("cannot build the twisted plugin: {e}"));
+        build.out_dir()
     })
     .clone()
 }

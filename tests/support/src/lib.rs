@@ -1,0 +1,112 @@
+//! Builds the workspace's plugin cdylibs for tests and benches.
+//!
+//! A test cannot depend on a cdylib, so the plugins are built with a nested
+//! `cargo build` into a target directory of their own, next to the caller's
+//! (`<target>/<dir>`): the outer build's lock is not held, and the nested
+//! build reuses its own artefacts from one run to the next.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (this crate lives in `tests/support`).
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/support is two levels below the workspace root")
+}
+
+/// The file name of the shared library built from crate `name`
+/// (`libautoawait_twisted.so` for `autoawait_twisted` on Linux).
+pub fn dylib_name(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// A nested `cargo build` of workspace packages into `<target>/<dir>`, where
+/// `<target>` is the target directory of the running test or bench binary.
+#[derive(Debug)]
+pub struct PluginBuild {
+    dir: PathBuf,
+    release: bool,
+}
+
+impl PluginBuild {
+    /// Builds into `<target>/<dir>/debug`.
+    ///
+    /// # Panics
+    ///
+    /// If the running executable is not in `<target>/<profile>/deps`.
+    pub fn new(dir: &str) -> Self {
+        // <target>/<profile>/deps/<binary>-<hash> -> <target>/<dir>
+        let exe = std::env::current_exe().expect("the test binary has a path");
+        let target = exe
+            .ancestors()
+            .nth(3)
+            .expect("test binaries live in <target>/<profile>/deps");
+        PluginBuild {
+            dir: target.join(dir),
+            release: false,
+        }
+    }
+
+    /// Builds with `--release` (into `<target>/<dir>/release`).
+    pub fn release(mut self, release: bool) -> Self {
+        self.release = release;
+        self
+    }
+
+    /// The directory the libraries land in.
+    pub fn out_dir(&self) -> PathBuf {
+        self.dir
+            .join(if self.release { "release" } else { "debug" })
+    }
+
+    /// The path `crate_name`'s shared library has once built.
+    pub fn lib(&self, crate_name: &str) -> PathBuf {
+        self.out_dir().join(dylib_name(crate_name))
+    }
+
+    /// Runs `cargo build --quiet` with `args` (`-p`, `--features`, ...).
+    ///
+    /// # Errors
+    ///
+    /// If cargo cannot be started or the build fails.
+    pub fn build(&self, args: &[&str]) -> Result<(), String> {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(workspace_root().join("Cargo.toml"))
+            .args(args)
+            .env("CARGO_TARGET_DIR", &self.dir);
+        if self.release {
+            cargo.arg("--release");
+        }
+        let status = cargo
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("cargo build {args:?} failed ({status})"))
+        }
+    }
+
+    /// Builds the twisted plugin and returns the path of its library.
+    ///
+    /// # Errors
+    ///
+    /// If the build fails.
+    pub fn twisted(&self) -> Result<PathBuf, String> {
+        self.build(&["-p", "autoawait-twisted"])?;
+        let lib = self.lib("autoawait_twisted");
+        if lib.is_file() {
+            Ok(lib)
+        } else {
+            Err(format!("{} was not built", lib.display()))
+        }
+    }
+}
