@@ -228,6 +228,29 @@ impl Engine {
         &self.lua
     }
 
+    /// Sets the global `name` to `value` as a builtin: `%reset` restores it, as it
+    /// restores `print` and `await`. For front ends that add functions of their own
+    /// (the kernel's `input`, say).
+    ///
+    /// # Errors
+    ///
+    /// If the value cannot be stored (out of memory).
+    pub fn set_builtin(&self, name: &str, value: impl mlua::IntoLua) -> Result<(), ErrorInfo> {
+        self.lua
+            .globals()
+            .raw_set(name, value)
+            .map_err(|e| lua_error(&e))?;
+        self.keep_on_reset(name)
+    }
+
+    /// Makes the global `name`, as it is now, one that `%reset` restores.
+    pub(crate) fn keep_on_reset(&self, name: &str) -> Result<(), ErrorInfo> {
+        let value: Value = self.lua.globals().raw_get(name).map_err(|e| lua_error(&e))?;
+        self.pristine
+            .raw_set(name, value)
+            .map_err(|e| lua_error(&e))
+    }
+
     /// The number of the last cell run (IPython's execution count).
     pub fn execution_count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)

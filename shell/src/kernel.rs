@@ -113,31 +113,30 @@ impl LuaSession {
                 .handle(name)
                 .map_err(|e| ErrorInfo::new("UsageError", e.to_string()))?;
         }
-        install_kernel_builtins(engine.lua(), out)
-            .map_err(|e| ErrorInfo::new("LuaError", e.to_string()))?;
+        install_kernel_builtins(&engine, out)?;
         Ok(LuaSession { engine, sink })
     }
 }
 
 /// `clear_output([wait])` and `input([prompt])`: what only a notebook offers.
-fn install_kernel_builtins(lua: &Lua, out: KernelOutput) -> mlua::Result<()> {
-    let g = lua.globals();
+fn install_kernel_builtins(engine: &Engine, out: KernelOutput) -> Result<(), ErrorInfo> {
+    let lua = engine.lua();
+    let failed = |e: mlua::Error| ErrorInfo::new("LuaError", e.to_string());
     let o = out.clone();
-    g.set(
-        "clear_output",
-        lua.create_function(move |_, wait: Option<bool>| {
+    let clear_output = lua
+        .create_function(move |_, wait: Option<bool>| {
             o.clear_output(current_cell(), wait.unwrap_or(false));
             Ok(())
-        })?,
-    )?;
-    g.set(
-        "input",
-        lua.create_function(move |_, prompt: Option<String>| {
+        })
+        .map_err(failed)?;
+    engine.set_builtin("clear_output", clear_output)?;
+    let input = lua
+        .create_function(move |_, prompt: Option<String>| {
             out.input(prompt.as_deref().unwrap_or(""), false)
                 .map_err(mlua::Error::external)
-        })?,
-    )?;
-    Ok(())
+        })
+        .map_err(failed)?;
+    engine.set_builtin("input", input)
 }
 
 impl Session for LuaSession {

@@ -237,7 +237,7 @@ fn load_ext(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorIn
     if call.args.is_empty() {
         return Err(ErrorInfo::new("UsageError", "usage: %load_ext PATH|NAME"));
     }
-    let text = crate::plugins::load(engine.lua(), call.args).map_err(|e| run_error(&e))?;
+    let text = crate::plugins::load(engine, call.args).map_err(|e| run_error(&e))?;
     say(engine, call.id, text);
     Ok(None)
 }

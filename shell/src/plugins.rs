@@ -9,6 +9,7 @@ use autoawait_core::{Registry, RunError};
 use mlua::{Function, IntoLuaMulti, Lua, MetaMethod, MultiValue, Table, UserData, Value};
 
 use crate::builtins::{AwaitFuture, Awaitable, Convert};
+use crate::Engine;
 
 /// An object of a plugin (a deferred, say): methods are the plugin's functions named
 /// `<kind>.<method>`, called with the handle first.
@@ -166,7 +167,8 @@ fn table_at(lua: &Lua, root: &Table, path: &[&str]) -> mlua::Result<Table> {
 
 /// Loads plugin `what` (a path, or a name looked up on the plugin search path) and
 /// binds its functions as Lua globals. Returns what to tell the user.
-pub(crate) fn load(lua: &Lua, what: &str) -> Result<String, RunError> {
+pub(crate) fn load(engine: &Engine, what: &str) -> Result<String, RunError> {
+    let lua = engine.lua();
     let registry = Registry::global();
     let looks_like_path = what.contains(std::path::MAIN_SEPARATOR)
         || what.contains('/')
@@ -215,6 +217,11 @@ pub(crate) fn load(lua: &Lua, what: &str) -> Result<String, RunError> {
             }
             _ => table.raw_set(*last, bound).map_err(failed)?,
         }
+        // An extension stays loaded through `%reset`, as in IPython.
+        let top = parts[0];
+        engine.keep_on_reset(top).map_err(|e| RunError::Failed {
+            message: e.to_string(),
+        })?;
     }
     Ok(load.to_string())
 }

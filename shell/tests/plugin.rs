@@ -22,6 +22,8 @@ fn load_ext_binds_the_twisted_plugin() {
          t = spawn(function() return await(d) end)\nawait(d:callback(42))\nt:wait(2)\n\
          -- %%\n%load_ext twisted\n\
          -- %%\n%load_ext /nonexistent/libtwisted.so\n\
+         -- %%\n%reset -f\n\
+         -- %%\nawait(twisted.call_later(0.01, function() return 8 end))\n\
          -- %%\n'alive'\n",
     )
     .unwrap();
@@ -59,7 +61,10 @@ fn load_ext_binds_the_twisted_plugin() {
         "Out[6]: 42",
         "is already loaded; nothing changed",
         "/nonexistent/libtwisted.so",
-        "Out[9]: \"alive\"",
+        // An extension stays loaded through `%reset`.
+        "reset: removed 2 globals",
+        "Out[10]: 8",
+        "Out[11]: \"alive\"",
     ] {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }

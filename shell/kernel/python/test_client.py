@@ -135,6 +135,13 @@ class KernelClientTests(unittest.TestCase):
         _, reply, _ = self.execute("1")
         self.assertEqual(reply["content"]["status"], "ok")
 
+    def test_reset_keeps_the_kernel_builtins(self):
+        _, reply, msgs = self.execute("x_before_reset = 1\n%reset -f")
+        self.assertEqual(reply["content"]["status"], "ok")
+        _, reply, msgs = self.execute('print(type(input) .. " " .. type(clear_output) .. " " .. type(x_before_reset))')
+        texts = "".join(m["content"]["text"] for m in streams(msgs))
+        self.assertEqual(texts, "function function nil\n")
+
     def test_input_is_answered_over_stdin(self):
         msg_id = self.kc.execute('name = input("name? "); print("hello " .. name)', allow_stdin=True)
         request = self.kc.get_stdin_msg(timeout=TIMEOUT)
