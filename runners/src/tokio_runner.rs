@@ -831,6 +831,20 @@ impl Host {
         let fut = cell
             .into_future()
             .map_err(|_| local_spawn_unsupported("tokio-host"))?;
+        if !opts.is_empty() {
+            // Timeout and cancel apply on this side too, so that they work even if
+            // nothing drives the host runtime; giving up aborts the task.
+            let task = target.spawn(fut);
+            let _abort = AbortOnDrop(task.abort_handle());
+            let joined = async move {
+                task.await.unwrap_or_else(|_| {
+                    Err(RunError::TaskDropped {
+                        runner: "tokio-host".into(),
+                    })
+                })
+            };
+            return autoawait_core::block_on_inline(opts.guard(Box::pin(joined)));
+        }
         let (tx, rx) = handoff::reply(self.spin);
         let opts = options(opts);
         target.spawn(async move { tx.send(guarded(fut, opts).await) });
@@ -839,6 +853,15 @@ impl Host {
                 runner: "tokio-host".into(),
             })
         })
+    }
+}
+
+/// Aborts a task handed to a host runtime when its caller stops waiting for it.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

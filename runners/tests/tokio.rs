@@ -289,6 +289,39 @@ fn host_hands_cells_to_an_attached_runtime_driven_elsewhere() {
 }
 
 #[test]
+fn host_gives_up_on_an_attached_runtime_that_nothing_drives() {
+    watchdog(|| {
+        let _guard = attach_lock();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio_runner::attach(rt.handle().clone());
+        let f = Fixture::new("tokio-host");
+        let opts = RunOptions::default().timeout(Duration::from_millis(50));
+        let err =
+            f.0.run(Cell::new(async { 1 }), &opts)
+                .map(|_| ())
+                .unwrap_err();
+        assert!(err.is_timed_out(), "{err:?}");
+        let cancel = autoawait_core::CancelToken::new();
+        let trigger = cancel.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            trigger.cancel();
+        });
+        let opts = RunOptions::default().cancel_token(cancel);
+        let err =
+            f.0.run(Cell::new(async { 1 }), &opts)
+                .map(|_| ())
+                .unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+        canceller.join().unwrap();
+        tokio_runner::detach();
+    });
+}
+
+#[test]
 fn host_without_a_runtime_owns_one() {
     watchdog(|| {
         let _guard = attach_lock();

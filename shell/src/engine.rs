@@ -245,7 +245,11 @@ impl Engine {
 
     /// Makes the global `name`, as it is now, one that `%reset` restores.
     pub(crate) fn keep_on_reset(&self, name: &str) -> Result<(), ErrorInfo> {
-        let value: Value = self.lua.globals().raw_get(name).map_err(|e| lua_error(&e))?;
+        let value: Value = self
+            .lua
+            .globals()
+            .raw_get(name)
+            .map_err(|e| lua_error(&e))?;
         self.pristine
             .raw_set(name, value)
             .map_err(|e| lua_error(&e))
