@@ -255,6 +255,23 @@ impl Engine {
             .map_err(|e| lua_error(&e))
     }
 
+    /// The value of a Lua expression, shown as a cell's `Out[n]` would be (`None`
+    /// for nil), evaluated on this thread outside any cell: the kernel's
+    /// `user_expressions`. An expression that awaits fails.
+    ///
+    /// # Errors
+    ///
+    /// The expression's syntax or run-time error.
+    pub fn evaluate(&self, expression: &str) -> Result<Option<Rich>, ErrorInfo> {
+        let values = self
+            .lua
+            .load(format!("return {expression}"))
+            .set_name("=user_expression")
+            .eval::<MultiValue>()
+            .map_err(|e| lua_error(&e))?;
+        Ok(to_rich(&values))
+    }
+
     /// The number of the last cell run (IPython's execution count).
     pub fn execution_count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)

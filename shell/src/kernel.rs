@@ -213,6 +213,15 @@ impl Session for LuaSession {
         Some(MimeBundle::text(text))
     }
 
+    fn evaluate(&mut self, expression: &str) -> Result<MimeBundle, ErrorReport> {
+        match self.engine.evaluate(expression) {
+            Ok(value) => Ok(value
+                .as_ref()
+                .map_or_else(|| MimeBundle::text("nil"), bundle)),
+            Err(err) => Err(report(&err)),
+        }
+    }
+
     fn shutdown(&mut self, _restart: bool) {
         Registry::global().shutdown_all(Duration::from_secs(2));
     }

@@ -135,6 +135,19 @@ class KernelClientTests(unittest.TestCase):
         _, reply, _ = self.execute("1")
         self.assertEqual(reply["content"]["status"], "ok")
 
+    def test_user_expressions_are_lua_expressions(self):
+        msg_id = self.kc.execute(
+            "ue_x = 20",
+            user_expressions={"sum": "ue_x + 22", "text": "markdown('**b**')", "bad": "ue_x +"},
+        )
+        reply = reply_to(self.kc, msg_id)
+        collect_until_idle(self.kc, msg_id)
+        user = reply["content"]["user_expressions"]
+        self.assertEqual(user["sum"]["status"], "ok")
+        self.assertEqual(user["sum"]["data"]["text/plain"], "42")
+        self.assertEqual(user["text"]["data"]["text/markdown"], "**b**")
+        self.assertEqual(user["bad"]["status"], "error")
+
     def test_reset_keeps_the_kernel_builtins(self):
         _, reply, msgs = self.execute("x_before_reset = 1\n%reset -f")
         self.assertEqual(reply["content"]["status"], "ok")

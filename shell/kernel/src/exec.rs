@@ -14,7 +14,7 @@ use crate::history::History;
 use crate::kernel::{bad_version, error_content, kernel_info_content, log, reply, reply_type, Job};
 use crate::output::{lock, KernelOutput, Parent, Running, Shared};
 use crate::wire::Message;
-use crate::{Completeness, ExecuteContext, KernelInfo, Session};
+use crate::{Completeness, ErrorReport, ExecuteContext, KernelInfo, Session};
 
 /// The execute side: the session, on the thread that called `serve`.
 pub(crate) struct Exec<S> {
@@ -213,13 +213,14 @@ impl<S: Session> Exec<S> {
                 if store_history {
                     self.history.push(count, code, plain);
                 }
+                let user_expressions = self.user_expressions(&c["user_expressions"]);
                 self.send(
                     msg,
                     "execute_reply",
                     json!({
                         "status": "ok",
                         "execution_count": count,
-                        "user_expressions": {},
+                        "user_expressions": user_expressions,
                         "payload": [],
                     }),
                 );
@@ -250,6 +251,38 @@ impl<S: Session> Exec<S> {
                 self.send(msg, "execute_reply", error);
             }
         }
+    }
+
+    /// `user_expressions` of an execute request, each evaluated by the session:
+    /// `{name: {status, data, metadata}}` or `{name: {status: "error", ename, ...}}`.
+    fn user_expressions(&mut self, requested: &Value) -> Value {
+        let Some(requested) = requested.as_object() else {
+            return json!({});
+        };
+        let failed = |report: ErrorReport| {
+            let mut error = report.to_json();
+            error["status"] = "error".into();
+            error
+        };
+        let mut replies = serde_json::Map::new();
+        for (name, expression) in requested {
+            let reply = match expression.as_str() {
+                None => failed(ErrorReport::new(
+                    "TypeError",
+                    "a user expression must be a string",
+                )),
+                Some(expression) => match self.session.evaluate(expression) {
+                    Ok(bundle) => json!({
+                        "status": "ok",
+                        "data": bundle.to_json(),
+                        "metadata": {},
+                    }),
+                    Err(report) => failed(report),
+                },
+            };
+            replies.insert(name.clone(), reply);
+        }
+        Value::Object(replies)
     }
 
     /// Moves the execute requests already queued to `aborting` (`stop_on_error`);

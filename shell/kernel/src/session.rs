@@ -65,6 +65,20 @@ pub trait Session: Send {
         None
     }
 
+    /// The value of `expression`, for the `user_expressions` of an execute request
+    /// (evaluated after the cell ran without error). By default: unsupported.
+    ///
+    /// # Errors
+    ///
+    /// The expression's error, reported under its name in the execute reply.
+    fn evaluate(&mut self, expression: &str) -> Result<MimeBundle, ErrorReport> {
+        let _ = expression;
+        Err(ErrorReport::new(
+            "NotImplementedError",
+            "this kernel does not evaluate user_expressions",
+        ))
+    }
+
     /// The kernel shuts down (or restarts, if `restart`): shut runners down cleanly.
     fn shutdown(&mut self, restart: bool) {
         let _ = restart;

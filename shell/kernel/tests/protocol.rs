@@ -323,6 +323,45 @@ fn stop_on_error_aborts_the_queued_executes_only() {
 }
 
 #[test]
+fn user_expressions_are_evaluated_after_a_cell_that_succeeds() {
+    watchdog(30, || {
+        let mut k = start_kernel(KEY);
+        run_async(async move {
+            let mut c = Client::connect(&k.info).await;
+            let expressions = json!({ "good": "value 42", "bad": "nope", "odd": 7 });
+            c.send_shell(
+                "execute_request",
+                json!({ "code": "print hi", "silent": false, "store_history": true,
+                        "user_expressions": expressions, "allow_stdin": false,
+                        "stop_on_error": true }),
+            )
+            .await;
+            let reply = c.recv_shell().await;
+            let user = &reply.content["user_expressions"];
+            assert_eq!(
+                user["good"],
+                json!({ "status": "ok", "data": { "text/plain": "42" }, "metadata": {} })
+            );
+            assert_eq!(user["bad"]["status"], "error");
+            assert_eq!(user["bad"]["ename"], "NameError");
+            assert_eq!(user["odd"]["ename"], "TypeError");
+            // After a failing cell: not evaluated (as ipykernel).
+            c.send_shell(
+                "execute_request",
+                json!({ "code": "fail no", "silent": false, "store_history": true,
+                        "user_expressions": expressions, "allow_stdin": false,
+                        "stop_on_error": true }),
+            )
+            .await;
+            let reply = c.recv_shell().await;
+            assert_eq!(reply.content["status"], "error");
+            assert_eq!(reply.content["user_expressions"], json!({}));
+            shutdown(&mut c, &mut k).await;
+        });
+    });
+}
+
+#[test]
 fn input_is_asked_over_stdin_with_the_cell_as_parent() {
     watchdog(30, || {
         let mut k = start_kernel(KEY);
