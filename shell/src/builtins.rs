@@ -4,7 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -15,7 +15,9 @@ use autoawait_core::{
 };
 use futures::future::{join_all, select, Either};
 use futures_io::{AsyncRead, AsyncWrite};
-use mlua::{Function, IntoLuaMulti, Lua, MultiValue, UserData, UserDataMethods, Value, Variadic};
+use mlua::{
+    Function, IntoLuaMulti, Lua, MetaMethod, MultiValue, UserData, UserDataMethods, Value, Variadic,
+};
 
 use crate::engine::{self, in_sync_cell, Shared};
 use crate::output::{show_value, ErrorInfo, Output, Rich};
@@ -498,6 +500,46 @@ fn refuse_in_sync_cell(what: &str) -> mlua::Result<()> {
 }
 
 /// Emits `text` on stdout for the cell being polled.
+/// How `display` shows a value: rich values as they are, others as text.
+fn rich_of(v: &Value) -> Rich {
+    match v {
+        Value::UserData(ud) => match ud.borrow::<RichValue>() {
+            Ok(rich) => rich.0.clone(),
+            Err(_) => Rich::text(show_value(v)),
+        },
+        _ => Rich::text(show_value(v)),
+    }
+}
+
+/// What `display_handle(v)` returns: `handle:update(v)` replaces the value shown,
+/// `handle:display(v)` shows it again in the current cell (both update together).
+struct DisplayHandle {
+    id: String,
+    shared: Arc<Shared>,
+}
+
+impl UserData for DisplayHandle {
+    fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("id", |_, this| Ok(this.id.clone()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("update", |_, this, v: Value| {
+            let (id, value) = (this.id.clone(), rich_of(&v));
+            emit(&this.shared, Output::UpdateDisplay { id, value });
+            Ok(())
+        });
+        methods.add_method("display", |_, this, v: Value| {
+            let (id, value) = (Some(this.id.clone()), rich_of(&v));
+            emit(&this.shared, Output::Display { value, id });
+            Ok(())
+        });
+        methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(format!("<DisplayHandle {}>", this.id))
+        });
+    }
+}
+
 fn emit(shared: &Shared, output: Output) {
     shared.sink.emit(shared.output_cell(), output);
 }
@@ -691,16 +733,31 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         "display",
         lua.create_function(move |_, args: Variadic<Value>| {
             for v in args.iter() {
-                let rich = match v {
-                    Value::UserData(ud) => match ud.borrow::<RichValue>() {
-                        Ok(rich) => rich.0.clone(),
-                        Err(_) => Rich::text(show_value(v)),
-                    },
-                    _ => Rich::text(show_value(v)),
-                };
-                emit(&s, Output::Display(rich));
+                let value = rich_of(v);
+                emit(&s, Output::Display { value, id: None });
             }
             Ok(())
+        })?,
+    )?;
+    let s = shared.clone();
+    g.set(
+        "display_handle",
+        lua.create_function(move |_, value: Option<Value>| {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            let id = format!(
+                "autoawait-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            if let Some(v) = value {
+                let value = rich_of(&v);
+                let id = Some(id.clone());
+                emit(&s, Output::Display { value, id });
+            }
+            Ok(DisplayHandle {
+                id,
+                shared: s.clone(),
+            })
         })?,
     )?;
     g.set(

@@ -46,7 +46,14 @@ impl Sink for KernelSink {
         match output {
             Output::Stdout(text) => self.out.stdout(Some(cell), &text),
             Output::Stderr(text) => self.out.stderr(Some(cell), &text),
-            Output::Display(value) => self.out.display(Some(cell), &bundle(&value)),
+            Output::Display { value, id: None } => self.out.display(Some(cell), &bundle(&value)),
+            Output::Display {
+                value,
+                id: Some(id),
+            } => self.out.display_with_id(Some(cell), &bundle(&value), &id),
+            Output::UpdateDisplay { id, value } => {
+                self.out.update_display(Some(cell), &bundle(&value), &id);
+            }
             Output::Result { count, value } => {
                 let mut running = self.running();
                 if running.cell == Some(cell) {

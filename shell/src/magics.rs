@@ -127,6 +127,11 @@ pub const BUILTINS: &[(&str, &str, &str)] = &[
     ("timeout", "timeout(s, x)", "an awaitable: x, or an error after s seconds (x is dropped)"),
     ("tcp", "tcp.connect(addr), tcp.listen(addr)", "awaitables for TCP streams (:read([n]) :write(s) :close()) and listeners (:accept() :addr())"),
     ("display", "display(v, ...)", "show values now (rich values as MIME bundles in a notebook)"),
+    (
+        "display_handle",
+        "display_handle([v]) -> h",
+        "show v under a display id; h:update(v) replaces it in place in a notebook",
+    ),
     ("markdown", "markdown(s)", "a rich markdown value"),
     ("html", "html(s)", "a rich HTML value"),
     ("print", "print(...)", "print, attributed to the cell (or task's cell) that prints"),

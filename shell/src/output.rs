@@ -116,8 +116,21 @@ pub enum Output {
         /// The value.
         value: Rich,
     },
-    /// A value shown with `display(v)`.
-    Display(Rich),
+    /// A value shown with `display(v)`, or with `display_handle(v)`: then it has an
+    /// `id`, and later [`UpdateDisplay`](Output::UpdateDisplay)s replace it.
+    Display {
+        /// The value.
+        value: Rich,
+        /// The display id of a handle's value.
+        id: Option<String>,
+    },
+    /// `handle:update(v)`: what display `id` shows becomes `value`, wherever it is.
+    UpdateDisplay {
+        /// The display id.
+        id: String,
+        /// The new value.
+        value: Rich,
+    },
     /// The cell failed, or a task it started failed and nobody looked at the result.
     Error(ErrorInfo),
 }

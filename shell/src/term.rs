@@ -59,7 +59,9 @@ pub fn render(output: &Output) -> String {
     match output {
         Output::Stdout(text) | Output::Stderr(text) => text.clone(),
         Output::Result { count, value } => format!("Out[{count}]: {}\n", value.plain),
-        Output::Display(value) => format!("{}\n", value.plain),
+        Output::Display { value, .. } => format!("{}\n", value.plain),
+        // A terminal cannot change what it printed: show the new value.
+        Output::UpdateDisplay { value, .. } => format!("{}\n", value.plain),
         Output::Error(err) => format!("{}\n", render_error(err)),
     }
 }

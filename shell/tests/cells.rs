@@ -108,13 +108,52 @@ fn rich_values_are_mime_bundles() {
         }
         let outputs = sh.ok("display(html('<b>hi</b>'), {1, 2})");
         match &outputs[..] {
-            [(_, Output::Display(a)), (_, Output::Display(b))] => {
+            [(_, Output::Display { value: a, id: None }), (_, Output::Display { value: b, id: None })] =>
+            {
                 assert_eq!(a.get("text/html"), Some("<b>hi</b>"));
                 assert_eq!(b.plain, "{ 1, 2 }");
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(sh.out("tostring(markdown('m'))").as_deref(), Some("\"m\""));
+    });
+}
+
+#[test]
+fn a_display_handle_updates_what_it_showed() {
+    watchdog(20, || {
+        let mut sh = Shell::new("inline");
+        let outputs = sh.ok("h = display_handle(markdown('**1**'))");
+        let id = match &outputs[..] {
+            [(
+                _,
+                Output::Display {
+                    value,
+                    id: Some(id),
+                },
+            )] => {
+                assert_eq!(value.get("text/markdown"), Some("**1**"));
+                id.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        let outputs = sh.ok("h:update(2); h:display(3); return h.id");
+        match &outputs[..] {
+            [(_, Output::UpdateDisplay { id: a, value: two }), (
+                _,
+                Output::Display {
+                    value: three,
+                    id: Some(b),
+                },
+            ), (_, Output::Result { value: shown, .. })] => {
+                assert_eq!((a, b), (&id, &id));
+                assert_eq!((two.plain.as_str(), three.plain.as_str()), ("2", "3"));
+                assert_eq!(shown.plain, format!("{id:?}"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let other = sh.out("display_handle().id").unwrap();
+        assert_ne!(other, format!("{id:?}"), "each handle has an id of its own");
     });
 }
 

@@ -148,6 +148,17 @@ class KernelClientTests(unittest.TestCase):
         self.assertEqual(user["text"]["data"]["text/markdown"], "**b**")
         self.assertEqual(user["bad"]["status"], "error")
 
+    def test_a_display_handle_updates_its_display_from_a_later_cell(self):
+        _, reply, msgs = self.execute('dh = display_handle(markdown("*first*"))')
+        self.assertEqual(reply["content"]["status"], "ok")
+        shown = [m for m in msgs if m["msg_type"] == "display_data"]
+        self.assertEqual(shown[0]["content"]["data"]["text/markdown"], "*first*")
+        display_id = shown[0]["content"]["transient"]["display_id"]
+        _, reply, msgs = self.execute('dh:update("second")')
+        updates = [m for m in msgs if m["msg_type"] == "update_display_data"]
+        self.assertEqual(updates[0]["content"]["transient"]["display_id"], display_id)
+        self.assertEqual(updates[0]["content"]["data"]["text/plain"], '"second"')
+
     def test_reset_keeps_the_kernel_builtins(self):
         _, reply, msgs = self.execute("x_before_reset = 1\n%reset -f")
         self.assertEqual(reply["content"]["status"], "ok")

@@ -251,6 +251,30 @@ impl KernelOutput {
         );
     }
 
+    /// A value under display id `display_id` (`display_data` with a transient
+    /// `display_id`): [`update_display`](Self::update_display) replaces it later.
+    pub fn display_with_id(&self, cell: Option<CellId>, bundle: &MimeBundle, display_id: &str) {
+        let parent = self.shared.parent_of(cell);
+        self.shared.publish(
+            parent.as_deref(),
+            "display_data",
+            json!({ "data": bundle.to_json(), "metadata": {},
+                    "transient": { "display_id": display_id } }),
+        );
+    }
+
+    /// Replaces the value shown under `display_id`, in whichever cell shows it
+    /// (`update_display_data`).
+    pub fn update_display(&self, cell: Option<CellId>, bundle: &MimeBundle, display_id: &str) {
+        let parent = self.shared.parent_of(cell);
+        self.shared.publish(
+            parent.as_deref(),
+            "update_display_data",
+            json!({ "data": bundle.to_json(), "metadata": {},
+                    "transient": { "display_id": display_id } }),
+        );
+    }
+
     /// `Out[count]` for a cell (`execute_result`). A [`Session`](crate::Session) returns
     /// its cell's value from `execute` instead; this is for values shown later.
     pub fn execute_result(&self, cell: Option<CellId>, count: u64, bundle: &MimeBundle) {
