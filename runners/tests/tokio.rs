@@ -187,12 +187,18 @@ fn fresh_spawn_outside_a_cell_gets_its_own_runtime() {
     });
 }
 
+/// A tokio current_thread runtime with timers and I/O, as a host would build it.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn runners_that_cannot_nest_refuse_inside_another_runtime() {
     watchdog(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         for name in ["tokio-per-cell", "tokio-fresh", "tokio-host"] {
             let f = Fixture::new(name);
             let _guard = attach_lock();
@@ -235,10 +241,7 @@ fn host_refuses_the_thread_of_a_current_thread_host_and_run_async_works_there() 
     watchdog(|| {
         let _guard = attach_lock();
         let f = Fixture::new("tokio-host");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         let err = rt
             .block_on(async { f.0.block_on(async { 1 }) })
             .unwrap_err();
@@ -262,10 +265,7 @@ fn host_refuses_the_thread_of_a_current_thread_host_and_run_async_works_there() 
 fn host_hands_cells_to_an_attached_runtime_driven_elsewhere() {
     watchdog(|| {
         let _guard = attach_lock();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = rt.handle().clone();
         let host = std::thread::Builder::new()
@@ -292,10 +292,7 @@ fn host_hands_cells_to_an_attached_runtime_driven_elsewhere() {
 fn host_gives_up_on_an_attached_runtime_that_nothing_drives() {
     watchdog(|| {
         let _guard = attach_lock();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         tokio_runner::attach(rt.handle().clone());
         let f = Fixture::new("tokio-host");
         let opts = RunOptions::default().timeout(Duration::from_millis(50));

@@ -254,24 +254,21 @@ impl KernelOutput {
     /// A value under display id `display_id` (`display_data` with a transient
     /// `display_id`): [`update_display`](Self::update_display) replaces it later.
     pub fn display_with_id(&self, cell: Option<CellId>, bundle: &MimeBundle, display_id: &str) {
-        let parent = self.shared.parent_of(cell);
-        self.shared.publish(
-            parent.as_deref(),
-            "display_data",
-            json!({ "data": bundle.to_json(), "metadata": {},
-                    "transient": { "display_id": display_id } }),
-        );
+        self.publish_display(cell, "display_data", bundle, display_id);
     }
 
     /// Replaces the value shown under `display_id`, in whichever cell shows it
     /// (`update_display_data`).
     pub fn update_display(&self, cell: Option<CellId>, bundle: &MimeBundle, display_id: &str) {
+        self.publish_display(cell, "update_display_data", bundle, display_id);
+    }
+
+    fn publish_display(&self, cell: Option<CellId>, kind: &str, bundle: &MimeBundle, id: &str) {
         let parent = self.shared.parent_of(cell);
         self.shared.publish(
             parent.as_deref(),
-            "update_display_data",
-            json!({ "data": bundle.to_json(), "metadata": {},
-                    "transient": { "display_id": display_id } }),
+            kind,
+            json!({ "data": bundle.to_json(), "metadata": {}, "transient": { "display_id": id } }),
         );
     }
 
