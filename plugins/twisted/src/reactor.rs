@@ -95,8 +95,12 @@ struct State {
 
 enum Runnable {
     Call(Job),
+    /// A new future: polled once as it is; only if it waits does it become a task.
+    First(BoxedFuture),
     Poll(Arc<TaskCell>),
 }
+
+type BoxedFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 struct Timer {
     at: Instant,
@@ -237,12 +241,7 @@ impl Reactor {
 
     /// Runs `fut` as a task on the reactor.
     pub fn spawn(&'static self, fut: impl Future<Output = ()> + Send + 'static) {
-        let task = Arc::new(TaskCell {
-            reactor: self,
-            fut: Mutex::new(Some(Box::pin(fut))),
-            scheduled: AtomicBool::new(true),
-        });
-        self.push(Runnable::Poll(task));
+        self.push(Runnable::First(Box::pin(fut)));
     }
 
     /// Starts the reactor on this thread and runs it until [`stop`](Self::stop).
@@ -250,7 +249,7 @@ impl Reactor {
     /// # Errors
     ///
     /// If it ran before (or runs now): the reactor is not restartable.
-    pub fn run(&self, threaded: bool) -> Result<(), Phase> {
+    pub fn run(&'static self, threaded: bool) -> Result<(), Phase> {
         let poll = {
             let mut state = lock(&self.state);
             match state.phase {
@@ -268,8 +267,9 @@ impl Reactor {
         let _on_reactor = OnReactor::enter(self);
         let mut events = Events::with_capacity(256);
         let mut rounds_without_io = 0;
+        let mut batch = VecDeque::new();
         loop {
-            self.run_ready();
+            self.run_ready(&mut batch);
             let (timeout, seen) = {
                 let mut state = lock(&self.state);
                 let seen = self.pushes.load(Ordering::SeqCst);
@@ -370,10 +370,11 @@ impl Reactor {
         }
     }
 
-    fn run_ready(&self) {
-        // Run what is queued now; what those queue runs in the next round, after I/O.
-        let batch = std::mem::take(&mut lock(&self.state).ready);
-        for runnable in batch {
+    /// Runs what is queued now; what those queue runs in the next round. `batch` is
+    /// empty, and swapped with the queue so that neither allocates again.
+    fn run_ready(&'static self, batch: &mut VecDeque<Runnable>) {
+        std::mem::swap(&mut lock(&self.state).ready, batch);
+        while let Some(runnable) = batch.pop_front() {
             match runnable {
                 Runnable::Call(job) => {
                     if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
@@ -383,8 +384,31 @@ impl Reactor {
                         );
                     }
                 }
+                Runnable::First(fut) => self.first_poll(fut),
                 Runnable::Poll(task) => task.run(),
             }
+        }
+    }
+
+    /// Most cells finish in their first poll: run it without a task. One that waits
+    /// becomes a task, polled again at once with its own waker (a wake-up meant for
+    /// the first poll's waker would only repeat that poll).
+    fn first_poll(&'static self, mut fut: BoxedFuture) {
+        let mut cx = Context::from_waker(Waker::noop());
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+            Ok(Poll::Ready(())) => {}
+            Ok(Poll::Pending) => {
+                let task = Arc::new(TaskCell {
+                    reactor: self,
+                    fut: Mutex::new(Some(fut)),
+                    scheduled: AtomicBool::new(true),
+                });
+                lock(&self.state).ready.push_back(Runnable::Poll(task));
+            }
+            Err(payload) => eprintln!(
+                "twisted reactor: Unhandled error in a task: {}",
+                panic_text(payload.as_ref())
+            ),
         }
     }
 
