@@ -97,6 +97,9 @@ struct Threaded {
 
 /// The process's reactor thread, once started.
 static REACTOR_THREAD: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+/// Set once the reactor thread runs (it runs for the rest of the process): cells
+/// then skip the locks of `ensure_started`.
+static THREADED_RUNNING: AtomicBool = AtomicBool::new(false);
 
 impl Threaded {
     fn check(&self) -> Result<(), RunError> {
@@ -111,11 +114,15 @@ impl Threaded {
     /// Starts the reactor thread on first use.
     fn ensure_started(&self) -> Result<(), RunError> {
         self.check()?;
+        if THREADED_RUNNING.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let reactor = Reactor::global();
         let mut thread = lock(&REACTOR_THREAD);
         match reactor.phase() {
             Phase::Running { threaded: true, .. } | Phase::Claimed { threaded: true } => {
-                return Ok(())
+                THREADED_RUNNING.store(true, Ordering::Release);
+                return Ok(());
             }
             Phase::NotStarted => {}
             Phase::Stopped => {
@@ -155,6 +162,7 @@ impl Threaded {
                 )))
             })?;
         *thread = Some(handle);
+        THREADED_RUNNING.store(true, Ordering::Release);
         Ok(())
     }
 }

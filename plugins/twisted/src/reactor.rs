@@ -283,18 +283,23 @@ impl Reactor {
                     drop(timers);
                     return Ok(());
                 }
-                let now = Instant::now();
-                while state.timers.peek().is_some_and(|t| t.at <= now) {
-                    let timer = state.timers.pop().expect("peeked");
-                    state.ready.push_back(Runnable::Call(timer.job));
+                // The clock is read only when a timer is due to be compared.
+                let now = (!state.timers.is_empty()).then(Instant::now);
+                if let Some(now) = now {
+                    while state.timers.peek().is_some_and(|t| t.at <= now) {
+                        let timer = state.timers.pop().expect("peeked");
+                        state.ready.push_back(Runnable::Call(timer.job));
+                    }
                 }
                 let timeout = if !state.ready.is_empty() {
                     Some(Duration::ZERO)
                 } else {
-                    state
-                        .timers
-                        .peek()
-                        .map(|t| t.at.saturating_duration_since(now))
+                    now.and_then(|now| {
+                        state
+                            .timers
+                            .peek()
+                            .map(|t| t.at.saturating_duration_since(now))
+                    })
                 };
                 (timeout, seen)
             };
@@ -356,7 +361,9 @@ impl Reactor {
         if self.spin.is_zero() {
             return self.pushes.load(Ordering::SeqCst) != seen;
         }
-        let deadline = Instant::now() + self.spin;
+        // The clock is read after a first round of spins: work that follows at once
+        // (the next cell) is seen without it.
+        let mut deadline = None;
         loop {
             for _ in 0..64 {
                 if self.pushes.load(Ordering::SeqCst) != seen {
@@ -364,7 +371,8 @@ impl Reactor {
                 }
                 std::hint::spin_loop();
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= *deadline.get_or_insert(now + self.spin) {
                 return false;
             }
         }
