@@ -146,8 +146,31 @@ fn install_kernel_builtins(engine: &Engine, out: KernelOutput) -> Result<(), Err
     engine.set_builtin("input", input)
 }
 
+/// `name?` or `?name` (IPython's help in the pager): the name.
+fn help_query(code: &str) -> Option<&str> {
+    let code = code.trim();
+    let name = code
+        .strip_suffix('?')
+        .or_else(|| code.strip_prefix('?'))?
+        .trim();
+    let is_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '%');
+    (!name.is_empty() && name.chars().all(is_name)).then_some(name)
+}
+
 impl Session for LuaSession {
     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
+        if let Some(name) = help_query(code) {
+            return match self.inspect(name, name.len(), 0) {
+                Some(help) => {
+                    ctx.output.page(&help);
+                    Ok(None)
+                }
+                None => Err(ErrorReport::new(
+                    "NameError",
+                    format!("no help on `{name}`: it is not a global, a builtin or a magic"),
+                )),
+            };
+        }
         let opts = RunOptions::default().cancel_token(ctx.cancel.clone());
         let report = self.engine.run_cell_with(code, &opts);
         let running = std::mem::take(&mut *self.sink.running());

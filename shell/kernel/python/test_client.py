@@ -159,6 +159,18 @@ class KernelClientTests(unittest.TestCase):
         self.assertEqual(updates[0]["content"]["transient"]["display_id"], display_id)
         self.assertEqual(updates[0]["content"]["data"]["text/plain"], '"second"')
 
+    def test_a_question_mark_pages_help_on_lua_values_and_magics(self):
+        self.execute("function paged_fn() end")
+        for code, expected in [("paged_fn?", "a Lua function defined at"),
+                               ("?%timeit", "%timeit [-n N]")]:
+            _, reply, _ = self.execute(code)
+            self.assertEqual(reply["content"]["status"], "ok")
+            pages = reply["content"]["payload"]
+            self.assertEqual(pages[0]["source"], "page")
+            self.assertIn(expected, pages[0]["data"]["text/plain"])
+        _, reply, _ = self.execute("no_such_name?")
+        self.assertEqual(reply["content"]["ename"], "NameError")
+
     def test_reset_keeps_the_kernel_builtins(self):
         _, reply, msgs = self.execute("x_before_reset = 1\n%reset -f")
         self.assertEqual(reply["content"]["status"], "ok")

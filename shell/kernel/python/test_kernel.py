@@ -45,6 +45,7 @@ class AutoawaitKernelTests(jupyter_kernel_test.KernelTests):
     ]
     code_clear_output = "clear_output()"
     code_inspect_sample = "print"
+    code_page_something = "print?"
 
     supported_history_operations = ("tail", "range", "search")
     code_history_pattern = "1*"

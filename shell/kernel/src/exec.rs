@@ -183,6 +183,7 @@ impl<S: Session> Exec<S> {
             parent: parent.clone(),
             cancel: cancel.clone(),
             allow_stdin,
+            payload: Vec::new(),
         });
         let ctx = ExecuteContext {
             cell,
@@ -196,7 +197,10 @@ impl<S: Session> Exec<S> {
             },
         };
         let outcome = self.session.execute(code, &ctx);
-        *lock(&self.shared.running) = None;
+        let payload = lock(&self.shared.running)
+            .take()
+            .map(|running| running.payload)
+            .unwrap_or_default();
         match outcome {
             Ok(value) => {
                 let plain = value
@@ -221,7 +225,7 @@ impl<S: Session> Exec<S> {
                         "status": "ok",
                         "execution_count": count,
                         "user_expressions": user_expressions,
-                        "payload": [],
+                        "payload": payload,
                     }),
                 );
             }
@@ -242,7 +246,7 @@ impl<S: Session> Exec<S> {
                 error["status"] = "error".into();
                 error["execution_count"] = count.into();
                 error["user_expressions"] = json!({});
-                error["payload"] = json!([]);
+                error["payload"] = payload.into();
                 // Take the queued executes out before the reply goes: a request sent
                 // after the client saw this error must not be aborted.
                 if stop_on_error {

@@ -40,6 +40,8 @@ pub(crate) struct Running {
     pub(crate) parent: Arc<Parent>,
     pub(crate) cancel: CancelToken,
     pub(crate) allow_stdin: bool,
+    /// Payloads for the execute reply (`page`).
+    pub(crate) payload: Vec<serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -249,6 +251,25 @@ impl KernelOutput {
             "display_data",
             json!({ "data": bundle.to_json(), "metadata": {}, "transient": {} }),
         );
+    }
+
+    /// Shows `bundle` in the pager of the notebook (a `page` payload of the execute
+    /// reply, as IPython's `name?`). Only the running request has a reply to carry
+    /// it: outside one, the text goes to stdout instead, so that nothing is lost.
+    pub fn page(&self, bundle: &MimeBundle) {
+        let mut running = lock(&self.shared.running);
+        match running.as_mut() {
+            Some(running) => running.payload.push(json!({
+                "source": "page",
+                "data": bundle.to_json(),
+                "start": 0,
+            })),
+            None => {
+                drop(running);
+                let text = bundle.get("text/plain").unwrap_or_default();
+                self.stdout(None, &format!("{text}\n"));
+            }
+        }
     }
 
     /// A value under display id `display_id` (`display_data` with a transient
