@@ -277,6 +277,13 @@ impl Engine {
         self.shared.count.load(Ordering::Relaxed)
     }
 
+    /// Makes `count` the number of the last cell run: the next is `In[count + 1]`.
+    /// For a front end that numbers cells itself (a kernel, whose silent requests
+    /// take no number).
+    pub fn set_execution_count(&self, count: u64) {
+        self.shared.count.store(count, Ordering::Relaxed);
+    }
+
     /// The `%autoawait` state: which runner, on or off.
     pub fn selector(&self) -> MutexGuard<'_, Selector<'static>> {
         self.shared.selector()

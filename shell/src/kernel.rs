@@ -172,6 +172,11 @@ impl Session for LuaSession {
             };
         }
         let opts = RunOptions::default().cancel_token(ctx.cancel.clone());
+        if ctx.store_history {
+            // The notebook's number for this cell, also in tracebacks and task names.
+            self.engine
+                .set_execution_count(ctx.execution_count.saturating_sub(1));
+        }
         let report = self.engine.run_cell_with(code, &opts);
         let running = std::mem::take(&mut *self.sink.running());
         // Errors of the cell's own tasks that were not the cell's error: show them.

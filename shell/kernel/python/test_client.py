@@ -171,6 +171,15 @@ class KernelClientTests(unittest.TestCase):
         _, reply, _ = self.execute("no_such_name?")
         self.assertEqual(reply["content"]["ename"], "NameError")
 
+    def test_silent_cells_do_not_shift_the_numbers_in_tracebacks(self):
+        for _ in range(2):
+            msg_id = self.kc.execute("x_silent = 1", silent=True)
+            reply_to(self.kc, msg_id)
+            collect_until_idle(self.kc, msg_id)
+        _, reply, _ = self.execute('error("numbered")')
+        count = reply["content"]["execution_count"]
+        self.assertIn(f"In[{count}]:1", reply["content"]["evalue"] + "".join(reply["content"]["traceback"]))
+
     def test_reset_keeps_the_kernel_builtins(self):
         _, reply, msgs = self.execute("x_before_reset = 1\n%reset -f")
         self.assertEqual(reply["content"]["status"], "ok")
