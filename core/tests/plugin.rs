@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,18 +40,7 @@ fn quiet_panics() {
 /// Runs `f` on a thread; fails the test if it takes longer than `secs`.
 fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
     quiet_panics();
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("watchdog-body".into())
-        .spawn(move || {
-            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-        })
-        .expect("cannot spawn the test body thread");
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("the test did not finish within {secs} s (deadlock?)"),
-    }
+    autoawait_test_support::watchdog("watchdog-body", Duration::from_secs(secs), f)
 }
 
 struct Built {

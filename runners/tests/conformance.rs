@@ -27,19 +27,7 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 /// Runs `body` on its own thread and fails if it does not finish in time.
 fn watchdog(name: &str, body: impl FnOnce() + Send + 'static) {
     quiet_panics();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(format!("test-{name}"))
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-            let _ = tx.send(result);
-        })
-        .unwrap();
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(Ok(())) => thread.join().unwrap(),
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("deadlock: `{name}` did not finish within {WATCHDOG:?}"),
-    }
+    autoawait_test_support::watchdog(&format!("test-{name}"), WATCHDOG, body);
 }
 
 /// Panics the suite provokes on purpose say `conformance-boom`; keep them off stderr.

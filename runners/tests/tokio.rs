@@ -13,19 +13,7 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Runs `body` on its own thread and fails if it does not finish in time.
 fn watchdog(body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("test-tokio".into())
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-            let _ = tx.send(result);
-        })
-        .unwrap();
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(Ok(())) => thread.join().unwrap(),
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("deadlock: the test did not finish within {WATCHDOG:?}"),
-    }
+    autoawait_test_support::watchdog("test-tokio", WATCHDOG, body);
 }
 
 /// A runner of its own, shut down when dropped.

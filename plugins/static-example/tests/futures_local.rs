@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -10,15 +10,7 @@ use autoawait_core::{Cell, Registry, RunOptions, RunnerExt, Source, Strategy};
 use autoawait_static_example as _;
 
 fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("the test did not finish within 20 s (deadlock?)"),
-    }
+    autoawait_test_support::watchdog("test-body", Duration::from_secs(20), f)
 }
 
 /// Yields to the executor once, so that other tasks run during the cell.

@@ -1,7 +1,6 @@
 //! Helpers shared by the shell's integration tests.
 #![allow(dead_code)]
 
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,21 +12,7 @@ pub(crate) fn watchdog<T: Send + 'static>(
     secs: u64,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> T {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(body());
-        })
-        .expect("cannot spawn the test thread");
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the body sent nothing and did not panic"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: the test hung for {secs} s"),
-    }
+    autoawait_test_support::watchdog("test-body", Duration::from_secs(secs), body)
 }
 
 /// An engine on `runner` collecting its outputs.

@@ -110,3 +110,32 @@ impl PluginBuild {
         }
     }
 }
+
+/// Runs `body` on a thread named `name` and returns its value; fails the test if
+/// `body` does not finish within `limit` (a deadlock), and passes its panic on.
+///
+/// # Panics
+///
+/// If `body` panics or runs past `limit`.
+pub fn watchdog<T: Send + 'static>(
+    name: &str,
+    limit: std::time::Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+            let _ = tx.send(result);
+        })
+        .expect("cannot spawn the test's thread");
+    match rx.recv_timeout(limit) {
+        Ok(Ok(value)) => {
+            let _ = thread.join();
+            value
+        }
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("deadlock: `{name}` did not finish within {limit:?}"),
+    }
+}

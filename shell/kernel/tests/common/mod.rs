@@ -24,23 +24,7 @@ pub const KEY: &str = "test-secret";
 
 /// Runs `body` on a thread; fails if it does not finish within `secs`.
 pub fn watchdog(secs: u64, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = std_mpsc::channel();
-    let t = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            body();
-            let _ = tx.send(());
-        })
-        .unwrap();
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => t.join().unwrap(),
-        Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = t.join() {
-                std::panic::resume_unwind(p)
-            }
-        }
-        Err(std_mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: test hung for {secs} s"),
-    }
+    autoawait_test_support::watchdog("test-body", Duration::from_secs(secs), body);
 }
 
 /// What the fake session saw.
