@@ -328,14 +328,12 @@ fn user_expressions_are_evaluated_after_a_cell_that_succeeds() {
         let mut k = start_kernel(KEY);
         run_async(async move {
             let mut c = Client::connect(&k.info).await;
-            let expressions = json!({ "good": "value 42", "bad": "nope", "odd": 7 });
-            c.send_shell(
-                "execute_request",
-                json!({ "code": "print hi", "silent": false, "store_history": true,
-                        "user_expressions": expressions, "allow_stdin": false,
-                        "stop_on_error": true }),
-            )
-            .await;
+            let request = |code: &str| {
+                json!({ "code": code, "silent": false, "store_history": true,
+                        "user_expressions": { "good": "value 42", "bad": "nope", "odd": 7 },
+                        "allow_stdin": false, "stop_on_error": true })
+            };
+            c.send_shell("execute_request", request("print hi")).await;
             let reply = c.recv_shell().await;
             let user = &reply.content["user_expressions"];
             assert_eq!(
@@ -346,13 +344,7 @@ fn user_expressions_are_evaluated_after_a_cell_that_succeeds() {
             assert_eq!(user["bad"]["ename"], "NameError");
             assert_eq!(user["odd"]["ename"], "TypeError");
             // After a failing cell: not evaluated (as ipykernel).
-            c.send_shell(
-                "execute_request",
-                json!({ "code": "fail no", "silent": false, "store_history": true,
-                        "user_expressions": expressions, "allow_stdin": false,
-                        "stop_on_error": true }),
-            )
-            .await;
+            c.send_shell("execute_request", request("fail no")).await;
             let reply = c.recv_shell().await;
             assert_eq!(reply.content["status"], "error");
             assert_eq!(reply.content["user_expressions"], json!({}));
