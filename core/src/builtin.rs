@@ -5,12 +5,12 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, JoinHandle, Thread};
-use std::time::{Duration, Instant};
+use std::thread::{self, Thread};
+use std::time::Duration;
 
 use crate::options::lock;
 use crate::{
-    BoxFuture, CancelToken, Cell, CellResult, EventualResult, RunError, RunOptions, Runner,
+    BoxFuture, CancelToken, Cell, CellResult, EventualResult, Joiner, RunError, RunOptions, Runner,
     RunnerFactory, RunnerInfo, Services, Strategy,
 };
 
@@ -65,7 +65,7 @@ struct Inline {
     stopped: AtomicBool,
     /// Cancels every background task at shutdown.
     tasks: CancelToken,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Vec<Joiner>>,
 }
 
 const INLINE: RunnerInfo = RunnerInfo::new(
@@ -110,21 +110,17 @@ impl Runner for Inline {
         let (eventual, handle) = match cell.into_future() {
             Ok(fut) => {
                 let (task, eventual) = EventualResult::task(origin, opts.guard(fut), None);
-                let handle = thread::Builder::new()
-                    .name("inline-task".into())
-                    .spawn(move || block_on_inline(task));
+                let handle = Joiner::spawn("inline-task", move || block_on_inline(task));
                 (eventual, handle)
             }
             Err(cell) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let handle = thread::Builder::new()
-                    .name("inline-task".into())
-                    .spawn(move || {
-                        let fut = opts.guard(cell.into_local_future());
-                        let (task, eventual) = EventualResult::local_task(fut, origin, None);
-                        let _ = tx.send(eventual);
-                        block_on_inline(task);
-                    });
+                let handle = Joiner::spawn("inline-task", move || {
+                    let fut = opts.guard(cell.into_local_future());
+                    let (task, eventual) = EventualResult::local_task(fut, origin, None);
+                    let _ = tx.send(eventual);
+                    block_on_inline(task);
+                });
                 let eventual = handle.as_ref().ok().and_then(|_| rx.recv().ok());
                 match eventual {
                     Some(eventual) => (eventual, handle),
@@ -139,17 +135,8 @@ impl Runner for Inline {
     fn shutdown(&self, grace: Duration) {
         self.stopped.store(true, Ordering::Release);
         self.tasks.cancel();
-        let deadline = Instant::now() + grace;
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for t in threads {
-            // A task stuck in blocking code cannot be stopped; leave it detached.
-            while !t.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(1));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        // A task stuck in blocking code cannot be stopped; it is left detached.
+        Joiner::join_all(std::mem::take(&mut *lock(&self.threads)), grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {

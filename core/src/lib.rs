@@ -39,6 +39,7 @@ mod cell;
 mod error;
 mod eventual;
 pub mod handoff;
+mod joiner;
 mod options;
 #[allow(unsafe_code)]
 pub mod plugin;
@@ -54,6 +55,7 @@ pub use cell::{
 };
 pub use error::RunError;
 pub use eventual::{set_error_hook, Completer, EventualResult, LocalTask, Task};
+pub use joiner::Joiner;
 pub use options::{sleep, CancelToken, Guarded, RunOptions, Sleep};
 pub use plugin::{Plugin, PluginLoad};
 pub use registry::{Listing, MakeRunner, Registry, RunnerFactory, Source};

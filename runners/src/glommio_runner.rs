@@ -14,13 +14,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autoawait_core::handoff::{self, ReplySender};
 use autoawait_core::{
-    BoxFuture, Capabilities, Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions,
-    Runner, RunnerFactory, RunnerInfo, Services, Strategy,
+    BoxFuture, Capabilities, Cell, CellResult, EventualResult, Joiner, ReactorId, RunError,
+    RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
 };
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -98,7 +97,7 @@ impl Future for NextJob<'_> {
 struct Glommio {
     reactor: ReactorId,
     inbox: Arc<Inbox>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<Joiner>>,
     stopped: AtomicBool,
 }
 
@@ -108,29 +107,27 @@ impl Glommio {
         let reactor = ReactorId::new(&INFO.name);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), RunError>>(1);
         let (thread_inbox, thread_reactor) = (inbox.clone(), reactor.clone());
-        let thread = std::thread::Builder::new()
-            .name("glommio".into())
-            .spawn(move || {
-                let executor = match LocalExecutorBuilder::new(Placement::Unbound)
-                    .name("glommio")
-                    .io_memory(IO_MEMORY)
-                    .make()
-                {
-                    Ok(executor) => executor,
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(explain(err)));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                let _driving = thread_reactor.enter();
-                executor.run(async move {
-                    while let Some(job) = NextJob(&thread_inbox).await {
-                        job();
-                    }
-                });
-            })
-            .map_err(RunError::backend)?;
+        let thread = Joiner::spawn("glommio", move || {
+            let executor = match LocalExecutorBuilder::new(Placement::Unbound)
+                .name("glommio")
+                .io_memory(IO_MEMORY)
+                .make()
+            {
+                Ok(executor) => executor,
+                Err(err) => {
+                    let _ = ready_tx.send(Err(explain(err)));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let _driving = thread_reactor.enter();
+            executor.run(async move {
+                while let Some(job) = NextJob(&thread_inbox).await {
+                    job();
+                }
+            });
+        })
+        .map_err(RunError::backend)?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Glommio {
                 reactor,
@@ -139,11 +136,11 @@ impl Glommio {
                 stopped: AtomicBool::new(false),
             }),
             Ok(Err(err)) => {
-                let _ = thread.join();
+                thread.join_within(Duration::from_secs(5));
                 Err(err)
             }
             Err(_) => {
-                let _ = thread.join();
+                thread.join_within(Duration::from_secs(5));
                 Err(RunError::backend(io::Error::other(
                     "the glommio thread died while starting its executor",
                 )))
@@ -228,13 +225,8 @@ impl Runner for Glommio {
             if self.reactor.is_current() {
                 return; // shutdown from a cell: the thread ends when the cell returns
             }
-            let deadline = Instant::now() + grace;
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
+            // A cell stuck in blocking code cannot be stopped: left detached.
+            thread.join_within(grace);
         }
     }
 

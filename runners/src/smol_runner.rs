@@ -24,13 +24,13 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use autoawait_core::handoff::{self, ReplySender};
 use autoawait_core::{
-    BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener, ReactorId,
-    RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy, Task,
+    BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Joiner, Listener,
+    ReactorId, RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy, Task,
 };
 use smol::future::{self as future, FutureExt as _};
 use smol::{Executor, LocalExecutor, Timer};
@@ -57,6 +57,10 @@ fn spawn_failed(info: &RunnerInfo, err: io::Error) -> RunError {
 }
 
 /// `now + grace`, saturating instead of overflowing for huge graces.
+/// How long `shutdown` waits past its grace for a runner's thread to exit before
+/// leaving it detached (a cell stuck in blocking code cannot be stopped).
+const JOIN_MARGIN: Duration = Duration::from_secs(2);
+
 fn deadline_after(grace: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(grace)
@@ -448,7 +452,7 @@ struct Threaded {
     reactor: ReactorId,
     stopped: AtomicBool,
     mailbox: Arc<Mailbox>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<Joiner>>,
     spin: Duration,
 }
 
@@ -456,14 +460,12 @@ fn make_threaded() -> Result<Arc<dyn Runner>, RunError> {
     let reactor = ReactorId::new(&SMOL.name);
     let mailbox = Arc::new(Mailbox::default());
     let spin = handoff::default_spin();
-    let thread = thread::Builder::new()
-        .name(SMOL.name.to_string())
-        .spawn({
-            let reactor = reactor.clone();
-            let mailbox = mailbox.clone();
-            move || reactor_thread(&reactor, &mailbox, spin)
-        })
-        .map_err(|e| spawn_failed(&SMOL, e))?;
+    let thread = Joiner::spawn(&SMOL.name, {
+        let reactor = reactor.clone();
+        let mailbox = mailbox.clone();
+        move || reactor_thread(&reactor, &mailbox, spin)
+    })
+    .map_err(|e| spawn_failed(&SMOL, e))?;
     Ok(Arc::new(Threaded {
         reactor,
         stopped: AtomicBool::new(false),
@@ -648,7 +650,7 @@ impl Runner for Threaded {
         }
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
-            let _ = thread.join();
+            thread.join_within(grace.saturating_add(JOIN_MARGIN));
         }
     }
 
@@ -747,7 +749,7 @@ struct Fresh {
     stopped: AtomicBool,
     /// Cancels the background cells at shutdown.
     tasks: CancelToken,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Vec<Joiner>>,
     spin: Duration,
 }
 
@@ -776,21 +778,19 @@ impl Fresh {
         let opts = RunOptions::default().cancel_token(self.tasks.clone());
         let mut threads = lock(&self.threads);
         threads.retain(|t| !t.is_finished());
-        let thread = thread::Builder::new()
-            .name(SMOL_FRESH.name.to_string())
-            .spawn(move || {
-                let _driving = reactor.enter();
-                let ex = Rc::new(LocalExecutor::new());
-                let scope = ExecutorScope::enter(&reactor, &ex);
-                let origin = cell.origin();
-                let fut = opts.guard(cell.into_local_future());
-                let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
-                reply.send(eventual);
-                smol::block_on(task.or(tick_forever_local(&ex)));
-                drop(scope);
-                drop(ex);
-            })
-            .map_err(|e| spawn_failed(&SMOL_FRESH, e))?;
+        let thread = Joiner::spawn(&SMOL_FRESH.name, move || {
+            let _driving = reactor.enter();
+            let ex = Rc::new(LocalExecutor::new());
+            let scope = ExecutorScope::enter(&reactor, &ex);
+            let origin = cell.origin();
+            let fut = opts.guard(cell.into_local_future());
+            let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
+            reply.send(eventual);
+            smol::block_on(task.or(tick_forever_local(&ex)));
+            drop(scope);
+            drop(ex);
+        })
+        .map_err(|e| spawn_failed(&SMOL_FRESH, e))?;
         threads.push(thread);
         drop(threads);
         eventual.recv().ok_or_else(|| stopped(&SMOL_FRESH))
@@ -833,21 +833,9 @@ impl Runner for Fresh {
     fn shutdown(&self, grace: Duration) {
         self.stopped.store(true, Ordering::Release);
         self.tasks.cancel();
-        let deadline = deadline_after(grace);
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for t in threads {
-            if t.thread().id() == thread::current().id() {
-                continue;
-            }
-            // Cancelled tasks end at their next poll; one stuck in blocking code
-            // cannot be stopped and is left detached after the grace.
-            while !t.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(1));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        // Cancelled tasks end at their next poll; one stuck in blocking code cannot
+        // be stopped and is left detached after the grace (as is the caller's own).
+        Joiner::join_all(std::mem::take(&mut *lock(&self.threads)), grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -883,33 +871,31 @@ struct Nested {
     driver: ReactorId,
     executor: Shared,
     stop: smol::channel::Sender<()>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<Joiner>>,
 }
 
 fn make_nested() -> Result<Arc<dyn Runner>, RunError> {
     let ex = Arc::new(Executor::new());
     let driver = ReactorId::new(&SMOL_NESTED.name);
     let (stop, stopped_rx) = smol::channel::bounded::<()>(1);
-    let thread = thread::Builder::new()
-        .name(SMOL_NESTED.name.to_string())
-        .spawn({
-            let ex = ex.clone();
-            let driver = driver.clone();
-            move || {
-                let _driving = driver.enter();
-                // Ticks, like the cells do: every driver takes tasks from the one
-                // shared queue, so a task never waits in the local queue of a thread
-                // that is blocked in a nested run().
-                let mut stop = pin!(stopped_rx.recv());
-                // A task that panics out of its poll must not end the thread.
-                while catch_unwind(AssertUnwindSafe(|| {
-                    smol::block_on(stop.as_mut().or(tick_forever(&ex)))
-                }))
-                .is_err()
-                {}
-            }
-        })
-        .map_err(|e| spawn_failed(&SMOL_NESTED, e))?;
+    let thread = Joiner::spawn(&SMOL_NESTED.name, {
+        let ex = ex.clone();
+        let driver = driver.clone();
+        move || {
+            let _driving = driver.enter();
+            // Ticks, like the cells do: every driver takes tasks from the one
+            // shared queue, so a task never waits in the local queue of a thread
+            // that is blocked in a nested run().
+            let mut stop = pin!(stopped_rx.recv());
+            // A task that panics out of its poll must not end the thread.
+            while catch_unwind(AssertUnwindSafe(|| {
+                smol::block_on(stop.as_mut().or(tick_forever(&ex)))
+            }))
+            .is_err()
+            {}
+        }
+    })
+    .map_err(|e| spawn_failed(&SMOL_NESTED, e))?;
     Ok(Arc::new(Nested {
         cells: ReactorId::new(&SMOL_NESTED.name),
         driver,
@@ -943,7 +929,7 @@ impl Runner for Nested {
         )
     }
 
-    fn shutdown(&self, _grace: Duration) {
+    fn shutdown(&self, grace: Duration) {
         self.stop.close();
         // Tasks are dropped with the last clone of the executor: this one, or the
         // thread's, or that of a cell still running.
@@ -953,7 +939,7 @@ impl Runner for Nested {
         }
         let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
-            let _ = thread.join();
+            thread.join_within(grace.saturating_add(JOIN_MARGIN));
         }
     }
 
@@ -1015,7 +1001,7 @@ mod host {
         executor: Arc<Shared>,
         stop: smol::channel::Sender<()>,
         /// The `smol-host` thread, when the runner plays the host itself.
-        thread: Mutex<Option<JoinHandle<()>>>,
+        thread: Mutex<Option<Joiner>>,
         /// The host is a current_thread runtime of someone else's: blocking a thread
         /// of a current_thread runtime may block the host.
         host_is_current_thread: bool,
@@ -1047,12 +1033,10 @@ mod host {
                     .thread_name(SMOL_HOST.name.to_string())
                     .build()
                     .map_err(RunError::backend)?;
-                let thread = thread::Builder::new()
-                    .name(SMOL_HOST.name.to_string())
-                    .spawn(move || {
-                        let _ = rt.block_on(rt.spawn(driver));
-                    })
-                    .map_err(|e| spawn_failed(&SMOL_HOST, e))?;
+                let thread = Joiner::spawn(&SMOL_HOST.name, move || {
+                    let _ = rt.block_on(rt.spawn(driver));
+                })
+                .map_err(|e| spawn_failed(&SMOL_HOST, e))?;
                 Some(thread)
             }
         };
@@ -1171,7 +1155,7 @@ mod host {
             spawn_send(&ex, &self.reactor, &SMOL_HOST, cell, LOCAL_REASON)
         }
 
-        fn shutdown(&self, _grace: Duration) {
+        fn shutdown(&self, grace: Duration) {
             self.stop.close();
             drop(self.executor.take());
             if self.reactor.is_current() {
@@ -1179,7 +1163,7 @@ mod host {
             }
             let thread = lock(&self.thread).take();
             if let Some(thread) = thread {
-                let _ = thread.join();
+                thread.join_within(grace.saturating_add(JOIN_MARGIN));
             }
         }
 

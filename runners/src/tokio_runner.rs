@@ -47,12 +47,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Context, Poll};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use autoawait_core::{
-    handoff, BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener,
-    ReactorId, RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
+    handoff, BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Joiner,
+    Listener, ReactorId, RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services,
+    Strategy,
 };
 use tokio::runtime::{Builder, Handle, Runtime, RuntimeFlavor};
 use tokio::sync::Notify;
@@ -142,34 +143,6 @@ fn block_in_place<R>(runner: &str, f: impl FnOnce() -> R) -> Result<R, RunError>
                 resume_unwind(payload);
             }
             Err(inside_runtime(runner))
-        }
-    }
-}
-
-/// A thread that says when it is done, so that it can be joined with a time limit.
-struct Joiner {
-    handle: JoinHandle<()>,
-    exited: std_mpsc::Receiver<()>,
-}
-
-impl Joiner {
-    fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<Joiner> {
-        let (tx, exited) = std_mpsc::channel::<()>();
-        let handle = thread::Builder::new().name(name.into()).spawn(move || {
-            let _exited = tx;
-            body();
-        })?;
-        Ok(Joiner { handle, exited })
-    }
-
-    /// Joins the thread if it exits within `within`; leaves it detached otherwise,
-    /// and when called on the thread itself.
-    fn join(self, within: Duration) {
-        if self.handle.thread().id() == thread::current().id() {
-            return;
-        }
-        if let Err(std_mpsc::RecvTimeoutError::Disconnected) = self.exited.recv_timeout(within) {
-            let _ = self.handle.join();
         }
     }
 }
@@ -476,9 +449,9 @@ impl Runner for Threaded {
         self.stopped.store(true, Ordering::Release);
         let _ = self.mailbox.send(Msg::Stop(grace));
         // From a cell on the reactor thread, the thread ends after that cell and
-        // cannot join itself: `Joiner::join` leaves it detached.
+        // cannot join itself: `Joiner::join_within` leaves it detached.
         if let Some(thread) = lock(&self.thread).take() {
-            thread.join(grace + JOIN_MARGIN);
+            thread.join_within(grace.saturating_add(JOIN_MARGIN));
         }
     }
 
@@ -719,7 +692,7 @@ impl Runner for Fresh {
         })
         .map_err(backend)?;
         let mut threads = lock(&self.threads);
-        threads.retain(|t| !t.handle.is_finished());
+        threads.retain(|t| !t.is_finished());
         threads.push(thread);
         Ok(eventual)
     }
@@ -728,9 +701,7 @@ impl Runner for Fresh {
         self.stopped.store(true, Ordering::Release);
         self.tasks.cancel();
         let threads = std::mem::take(&mut *lock(&self.threads));
-        for thread in threads {
-            thread.join(grace + JOIN_MARGIN);
-        }
+        Joiner::join_all(threads, grace.saturating_add(JOIN_MARGIN));
     }
 
     fn services(&self) -> Option<&dyn Services> {

@@ -25,12 +25,11 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use autoawait_core::{
-    Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions, Runner, RunnerFactory,
-    RunnerInfo, Strategy,
+    Cell, CellResult, EventualResult, Joiner, ReactorId, RunError, RunOptions, Runner,
+    RunnerFactory, RunnerInfo, Strategy,
 };
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::task::LocalSpawnExt;
@@ -57,7 +56,7 @@ struct FuturesLocal {
     info: RunnerInfo,
     id: ReactorId,
     commands: Mutex<Option<Sender<Command>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<Joiner>>,
     stopped: AtomicBool,
 }
 
@@ -153,13 +152,8 @@ impl Runner for FuturesLocal {
         }
         drop(lock(&self.commands).take());
         if let Some(handle) = lock(&self.thread).take() {
-            let deadline = Instant::now() + grace;
-            while !handle.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(1));
-            }
-            if handle.is_finished() {
-                let _ = handle.join();
-            }
+            // A cell stuck in blocking code cannot be stopped: left detached.
+            handle.join_within(grace);
         }
     }
 }
@@ -174,10 +168,8 @@ fn make() -> Result<Arc<dyn Runner>, RunError> {
     let id = ReactorId::new(&FUTURES_LOCAL.name);
     let (commands, receiver) = mpsc::channel();
     let thread_id = id.clone();
-    let thread = thread::Builder::new()
-        .name("futures-local".into())
-        .spawn(move || pool_thread(thread_id, receiver))
-        .map_err(|e| {
+    let thread =
+        Joiner::spawn("futures-local", move || pool_thread(thread_id, receiver)).map_err(|e| {
             RunError::backend(std::io::Error::other(format!(
                 "cannot spawn the futures-local thread: {e}"
             )))
