@@ -169,15 +169,10 @@ impl<S: Session> Exec<S> {
             self.execution_count += 1;
         }
         let count = self.execution_count;
-        if !silent {
-            self.shared.publish(
-                Some(parent),
-                "execute_input",
-                json!({ "code": code, "execution_count": count }),
-            );
-        }
         let cell = CellId::next();
         self.shared.route(cell, parent.clone());
+        // Running before `execute_input` goes out: a client that interrupts as soon
+        // as it sees the cell start must find it to cancel.
         let cancel = CancelToken::new();
         *lock(&self.shared.running) = Some(Running {
             parent: parent.clone(),
@@ -185,6 +180,13 @@ impl<S: Session> Exec<S> {
             allow_stdin,
             payload: Vec::new(),
         });
+        if !silent {
+            self.shared.publish(
+                Some(parent),
+                "execute_input",
+                json!({ "code": code, "execution_count": count }),
+            );
+        }
         let ctx = ExecuteContext {
             cell,
             execution_count: count,
