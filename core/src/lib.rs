@@ -58,7 +58,7 @@ pub use eventual::{set_error_hook, Completer, EventualResult, LocalTask, Task};
 pub use joiner::Joiner;
 pub use options::{sleep, CancelToken, Guarded, RunOptions, Sleep};
 pub use plugin::{Plugin, PluginLoad};
-pub use registry::{Listing, MakeRunner, Registry, RunnerFactory, Source};
+pub use registry::{closest_name, Listing, MakeRunner, Registry, RunnerFactory, Source};
 pub use runner::{
     current_runner_name, downcast, BoxFuture, Capabilities, ReactorGuard, ReactorId, Runner,
     RunnerExt, RunnerInfo, Strategy,

@@ -300,19 +300,9 @@ impl Registry {
     pub fn closest(&self, name: &str) -> Option<String> {
         let wanted = name.trim().to_lowercase();
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .map(|e| {
-                let d = if e.key.starts_with(&wanted) && !wanted.is_empty() {
-                    1
-                } else {
-                    edit_distance(&wanted, &e.key)
-                };
-                (d, e)
-            })
-            .filter(|(d, e)| *d <= (e.key.len().max(wanted.len()) / 3).max(2))
-            .min_by_key(|(d, e)| (*d, e.key.len()))
-            .map(|(_, e)| e.info.name.to_string())
+        let key = closest_name(&wanted, entries.iter().map(|e| e.key.as_str()))?;
+        let entry = entries.iter().find(|e| e.key == key)?;
+        Some(entry.info.name.to_string())
     }
 
     /// Shuts down every runner that was created. Each is joined within `grace`.
@@ -343,6 +333,35 @@ impl fmt::Debug for Registry {
             .field("runners", &self.names())
             .finish()
     }
+}
+
+/// The candidate closest to `name`, if one is close enough to be a typo of it (a
+/// prefix of a candidate counts as one edit): for "did you mean ...?" messages.
+///
+/// ```
+/// use autoawait_core::closest_name;
+///
+/// assert_eq!(closest_name("tokoi", ["smol", "tokio"]), Some("tokio"));
+/// assert_eq!(closest_name("glom", ["glommio"]), Some("glommio"));
+/// assert_eq!(closest_name("xyz", ["tokio"]), None);
+/// ```
+pub fn closest_name<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| {
+            let d = if c.starts_with(name) && !name.is_empty() {
+                1
+            } else {
+                edit_distance(name, c)
+            };
+            (d, c)
+        })
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c)
 }
 
 /// Levenshtein distance, by characters.

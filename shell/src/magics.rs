@@ -145,12 +145,7 @@ pub(crate) fn find(name: &str) -> Option<&'static Magic> {
 }
 
 fn unknown(name: &str, prefix: &str) -> ErrorInfo {
-    let closest = MAGICS
-        .iter()
-        .map(|m| (edit_distance(name, m.name), m.name))
-        .filter(|(d, m)| *d <= (m.len() / 3).max(2))
-        .min()
-        .map(|(_, m)| m);
+    let closest = autoawait_core::closest_name(name, MAGICS.iter().map(|m| m.name));
     let mut message = format!("unknown magic `{prefix}{name}`");
     if let Some(m) = closest {
         let p = if find(m).is_some_and(|m| m.kind == MagicKind::Cell) {
@@ -494,22 +489,4 @@ fn reset(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo>
     let removed = engine.reset()?;
     say(engine, call.id, format!("reset: removed {removed} globals"));
     Ok(None)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
