@@ -9,9 +9,10 @@
 //! (python/provision.sh). Without python3 it fails loudly; set
 //! `AUTOAWAIT_SKIP_PYTHON_TESTS=1` to skip it on purpose.
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
+use autoawait_test_support::run_with_limit;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,48 +141,6 @@ impl Session for ToyLua {
 
 fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python")
-}
-
-/// Runs `cmd`, killing it after `limit`; returns (success, stdout + stderr).
-fn run_with_limit(mut cmd: Command, limit: Duration) -> (bool, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start a child process");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let text = format!(
-        "{}{}",
-        out_reader.join().unwrap(),
-        err_reader.join().unwrap()
-    );
-    match status {
-        Some(s) => (s.success(), text),
-        None => (false, format!("{text}\n[killed after {limit:?}]")),
-    }
 }
 
 #[test]

@@ -139,3 +139,50 @@ pub fn watchdog<T: Send + 'static>(
         Err(_) => panic!("deadlock: `{name}` did not finish within {limit:?}"),
     }
 }
+
+/// Runs `cmd`, killing it after `limit`; returns whether it succeeded and its
+/// stdout followed by its stderr (with a note if it was killed).
+///
+/// # Panics
+///
+/// If the process cannot be started.
+pub fn run_with_limit(mut cmd: Command, limit: std::time::Duration) -> (bool, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start a child process");
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped")));
+    let err = reader(Box::new(child.stderr.take().expect("piped")));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let text = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
+    match status {
+        Some(status) => (status.success(), text),
+        None => (false, format!("{text}\n[killed after {limit:?}]")),
+    }
+}
