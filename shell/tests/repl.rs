@@ -19,7 +19,13 @@ struct Pty {
 impl Pty {
     /// Starts the REPL under `script`, or `None` if `script` is not installed.
     fn start(runner: &str) -> Option<Pty> {
-        let cmd = format!("{} --runner {runner}", env!("CARGO_BIN_EXE_autoawait"));
+        // `script` runs the command through `$SHELL` (dash when unset, as in
+        // CI). `exec` makes the REPL the only process on the terminal, so
+        // Ctrl-C reaches it alone and its exit status is the session's.
+        let cmd = format!(
+            "exec '{}' --runner {runner}",
+            env!("CARGO_BIN_EXE_autoawait")
+        );
         let mut child = Command::new("script")
             .args(["-q", "-e", "-f", "-c", &cmd, "/dev/null"])
             .env("TERM", "dumb")
