@@ -3,21 +3,20 @@
 mod common;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::has;
 
-/// A cell file in a fresh temporary directory.
-fn cell_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "autoawait-cli-{}-{name}-{:?}",
-        std::process::id(),
-        Instant::now()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.lua"));
+/// Writes `text` to a cell file of its own under cargo's scratch directory
+/// for integration tests.
+fn cell_file(text: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{}-{n}.lua", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -66,10 +65,12 @@ fn autoawait_with(args: &[&str], env: &[(&str, PathBuf)]) -> (bool, String, Stri
 }
 
 fn run(text: &str, extra: &[&str]) -> (bool, String, String) {
-    let path = cell_file("cells", text);
+    let path = cell_file(text);
     let mut args = vec!["run", path.to_str().unwrap()];
     args.extend_from_slice(extra);
-    autoawait(&args)
+    let result = autoawait(&args);
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn load_ext_binds_the_twisted_plugin() {
     let dir = common::twisted_dir();
-    let cells = std::env::temp_dir().join(format!("autoawait-plugin-{}.lua", std::process::id()));
+    let cells = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("load_ext.lua");
     std::fs::write(
         &cells,
         "-- %%\n%autoawait twisted\n\
