@@ -123,16 +123,18 @@ impl<F: Future> Future for SyncMode<F> {
 pub struct Interrupter(Arc<Shared>);
 
 impl Interrupter {
-    /// Cancels the cell that is running now, if any. The next cell is not affected.
-    pub fn interrupt(&self) {
+    /// Cancels the cell that is running now, if any; `false` if none was. The next
+    /// cell is not affected.
+    pub fn interrupt(&self) -> bool {
         let running = self.0.running.load(Ordering::SeqCst);
         if running == 0 {
-            return;
+            return false;
         }
         self.0.interrupted.store(running, Ordering::SeqCst);
         if let Some(token) = &*self.0.token.lock().unwrap_or_else(|e| e.into_inner()) {
             token.cancel();
         }
+        true
     }
 }
 

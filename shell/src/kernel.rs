@@ -111,7 +111,9 @@ impl LuaSession {
         });
         let engine = Engine::new(sink.clone())?;
         let interrupter = engine.interrupter();
-        kernel.on_interrupt(move || interrupter.interrupt());
+        kernel.on_interrupt(move || {
+            interrupter.interrupt();
+        });
         // `%autoawait tokio-host`: cells run on the kernel's own loop (ipykernel's way).
         autoawait_runners::tokio_runner::attach(kernel.runtime_handle());
         if let Some(name) = runner {

@@ -26,7 +26,8 @@ type Printer = Box<dyn ExternalPrinter + Send>;
 /// output of background tasks) tagged `[In n]`, above the prompt while one is shown.
 pub struct TermSink {
     running: AtomicU64,
-    prompt: AtomicBool,
+    /// The prompt while one is shown.
+    prompt: Mutex<Option<String>>,
     printer: Mutex<Option<Printer>>,
     /// Set at exit: runners shutting down drop tasks, which is no news.
     closed: AtomicBool,
@@ -46,7 +47,7 @@ impl Default for TermSink {
     fn default() -> Self {
         TermSink {
             running: AtomicU64::new(0),
-            prompt: AtomicBool::new(false),
+            prompt: Mutex::new(None),
             printer: Mutex::new(None),
             closed: AtomicBool::new(false),
             out: Mutex::new(()),
@@ -75,8 +76,33 @@ impl TermSink {
         *self.printer.lock().unwrap_or_else(|e| e.into_inner()) = printer;
     }
 
-    fn set_prompt(&self, shown: bool) {
-        self.prompt.store(shown, Ordering::SeqCst);
+    fn set_prompt(&self, prompt: Option<&str>) {
+        *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) = prompt.map(str::to_owned);
+    }
+
+    fn prompt_shown(&self) -> bool {
+        self.prompt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Ctrl-C with no cell running, delivered as SIGINT (a terminal the line editor
+    /// cannot drive, where the tty has already discarded the line): IPython's
+    /// `KeyboardInterrupt`, then the prompt again.
+    fn interrupted_at_prompt(&self) {
+        let Some(prompt) = self
+            .prompt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let _out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\nKeyboardInterrupt\n\n{prompt}");
+        let _ = out.flush();
     }
 
     /// Shuts every runner down and prints nothing more.
@@ -118,7 +144,7 @@ impl Sink for TermSink {
         for line in text.trim_end_matches('\n').split('\n') {
             tagged.push_str(&format!("{tag} {line}\n"));
         }
-        if self.prompt.load(Ordering::SeqCst) {
+        if self.prompt_shown() {
             if let Some(printer) = &mut *self.printer.lock().unwrap_or_else(|e| e.into_inner()) {
                 if printer.print(tagged.clone()).is_ok() {
                     return;
@@ -236,8 +262,13 @@ impl Helper for CellHelper {}
 pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
     let (mut engine, sink) = terminal_engine(runner)?;
     let interrupter = engine.interrupter();
-    ctrlc::set_handler(move || interrupter.interrupt())
-        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    let at_prompt = sink.clone();
+    ctrlc::set_handler(move || {
+        if !interrupter.interrupt() {
+            at_prompt.interrupted_at_prompt();
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     let mut editor: Editor<CellHelper, DefaultHistory> = Editor::new()?;
     editor.set_helper(Some(CellHelper {
         lua: mlua::Lua::new(),
@@ -256,9 +287,9 @@ pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
     );
     loop {
         let prompt = format!("In [{}]: ", engine.execution_count() + 1);
-        sink.set_prompt(true);
+        sink.set_prompt(Some(&prompt));
         let line = editor.readline(&prompt);
-        sink.set_prompt(false);
+        sink.set_prompt(None);
         match line {
             Ok(source) => {
                 if source.trim().is_empty() {
@@ -268,7 +299,8 @@ pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
                 engine.run_cell(&source);
                 println!();
             }
-            Err(ReadlineError::Interrupted) => continue,
+            // Ctrl-C as a key of the line editor: the line is dropped.
+            Err(ReadlineError::Interrupted) => println!("KeyboardInterrupt\n"),
             Err(ReadlineError::Eof) => break,
             Err(err) => return Err(err.into()),
         }

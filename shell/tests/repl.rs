@@ -1,5 +1,6 @@
-//! The REPL through a pseudo-terminal (util-linux `script`): Ctrl-C cancels the
-//! running cell promptly, the next cell works, Ctrl-D exits cleanly.
+//! The REPL through a pseudo-terminal (util-linux `script`): Ctrl-C at the prompt
+//! drops the line, Ctrl-C cancels the running cell promptly, the next cell works,
+//! Ctrl-D exits cleanly.
 
 mod common;
 
@@ -86,7 +87,7 @@ impl Drop for Pty {
 }
 
 #[test]
-fn ctrl_c_cancels_the_running_cell_and_the_repl_goes_on() {
+fn ctrl_c_drops_the_line_or_cancels_the_cell_and_the_repl_goes_on() {
     for runner in ["inline", "tokio"] {
         if !has(runner) {
             continue;
@@ -96,6 +97,9 @@ fn ctrl_c_cancels_the_running_cell_and_the_repl_goes_on() {
             return;
         };
         pty.expect("In [1]: ", 20);
+        // Ctrl-C at the prompt drops the line typed so far and says so.
+        pty.send("error('this line must not run')\x03");
+        pty.expect("KeyboardInterrupt", 5);
         // The terminal echoes what is typed: wait for text only the running
         // cell prints, so Ctrl-C reaches the cell and not the line editor.
         pty.send("print('slee' .. 'ping'); await(sleep(30))\n");
