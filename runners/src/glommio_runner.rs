@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use autoawait_core::handoff::{self, ReplySender};
 use autoawait_core::{
-    BoxFuture, Capabilities, Cell, CellResult, EventualResult, Joiner, ReactorId, RunError,
-    RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
+    BoxFuture, CancelToken, Capabilities, Cell, CellResult, EventualResult, Joiner, ReactorId,
+    RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
 };
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -97,6 +97,9 @@ impl Future for NextJob<'_> {
 struct Glommio {
     reactor: ReactorId,
     inbox: Arc<Inbox>,
+    /// Guards the background tasks; cancelled at shutdown, so that they are dropped
+    /// (glommio would keep a detached task that waits forever).
+    tasks: CancelToken,
     thread: Mutex<Option<Joiner>>,
     stopped: AtomicBool,
 }
@@ -125,6 +128,9 @@ impl Glommio {
                 while let Some(job) = NextJob(&thread_inbox).await {
                     job();
                 }
+                // Shutdown cancelled the tasks before it closed the inbox: let them
+                // see it and end before the executor goes.
+                yield_now().await;
             });
         })
         .map_err(RunError::backend)?;
@@ -132,6 +138,7 @@ impl Glommio {
             Ok(Ok(())) => Ok(Glommio {
                 reactor,
                 inbox,
+                tasks: CancelToken::new(),
                 thread: Mutex::new(Some(thread)),
                 stopped: AtomicBool::new(false),
             }),
@@ -177,13 +184,30 @@ fn spawn_cell(cell: Cell, opts: RunOptions, reply: ReplySender<CellResult>) {
     .detach();
 }
 
-/// Spawns a background task on the executor (call on its thread).
-fn spawn_task(cell: Cell, reactor: &ReactorId) -> EventualResult {
+/// Spawns a background task on the executor (call on its thread), dropped when
+/// `tasks` is cancelled.
+fn spawn_task(cell: Cell, reactor: &ReactorId, tasks: CancelToken) -> EventualResult {
     let origin = cell.origin();
-    let (task, eventual) =
-        EventualResult::local_task(cell.into_local_future(), origin, Some(reactor));
+    let fut = RunOptions::default()
+        .cancel_token(tasks)
+        .guard(cell.into_local_future());
+    let (task, eventual) = EventualResult::local_task(fut, origin, Some(reactor));
     glommio::spawn_local(task).detach();
     eventual
+}
+
+/// Returns `Pending` once, after waking itself: every task woken before runs first.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
 
 impl Runner for Glommio {
@@ -209,16 +233,17 @@ impl Runner for Glommio {
             return Err(self.stopped());
         }
         if self.reactor.is_current() {
-            return Ok(spawn_task(cell, &self.reactor));
+            return Ok(spawn_task(cell, &self.reactor, self.tasks.clone()));
         }
         let (tx, rx) = handoff::reply(handoff::default_spin());
-        let reactor = self.reactor.clone();
-        self.submit(Box::new(move || tx.send(spawn_task(cell, &reactor))))?;
+        let (reactor, tasks) = (self.reactor.clone(), self.tasks.clone());
+        self.submit(Box::new(move || tx.send(spawn_task(cell, &reactor, tasks))))?;
         rx.recv().ok_or_else(|| self.stopped())
     }
 
     fn shutdown(&self, grace: Duration) {
         self.stopped.store(true, Ordering::Release);
+        self.tasks.cancel();
         self.inbox.close();
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = thread {

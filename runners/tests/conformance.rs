@@ -404,6 +404,34 @@ fn shutdown_stops_the_runner(name: &str) {
         .is_stopped());
 }
 
+/// Shutdown drops a background task that would wait forever (the contract of
+/// `Runner::shutdown`), even on a runner whose loop outlives it (`twisted`).
+fn shutdown_drops_background_tasks(name: &str) {
+    let f = Fixture::new(name);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let spawned = f.runner.spawn(Cell::new(async move {
+        let _flag = flag;
+        std::future::pending::<()>().await;
+    }));
+    if f.polls_once() {
+        return expect_unsupported(spawned);
+    }
+    let task = spawned.expect("spawn");
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!dropped.load(Ordering::SeqCst), "the task ended early");
+    f.runner.shutdown(Duration::from_secs(2));
+    let start = Instant::now();
+    while !dropped.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "a background task of `{name}` outlived shutdown"
+    );
+    drop(task);
+}
+
 /// Process-wide threads that no runner owns and that live until exit: the core
 /// timer, the fallback driver of async-io (smol's reactor), the global executor
 /// of async-std, the idle-exiting blocking pool of the `blocking` crate, and the
@@ -637,6 +665,7 @@ macro_rules! runner_tests {
             case!(nesting);
             case!(blocking_on_the_reactor_thread);
             case!(shutdown_stops_the_runner);
+            case!(shutdown_drops_background_tasks);
             case!(many_threads_at_once);
             case!(local_cells);
             case!(services);
