@@ -4,11 +4,12 @@
 use std::any::type_name;
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::eventual::CancelOnDrop;
@@ -195,6 +196,20 @@ pub trait Runner: Send + Sync + 'static {
     /// cannot run background tasks.
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError>;
 
+    /// Starts `cell` in the background with nothing to wait on: a cell that reports
+    /// its own result, as a plugin host's cells do. The runner keeps no handle to it;
+    /// it may run past [`shutdown`](Self::shutdown) if the runner's loop does.
+    ///
+    /// The default spawns and drops the [`EventualResult`] (which does not cancel
+    /// the task); a runner that can skip making one overrides it.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
+    fn submit(&self, cell: Cell) -> Result<(), RunError> {
+        self.spawn(cell).map(drop)
+    }
+
     /// Stops the runner: background tasks are dropped after at most `grace`, and every
     /// thread it started is joined. Idempotent.
     fn shutdown(&self, grace: Duration);
@@ -297,12 +312,14 @@ pub fn downcast<T: 'static>(out: CellOutput) -> T {
 /// drop(guard);
 /// assert!(!reactor.is_current());
 /// ```
-#[derive(Clone)]
-pub struct ReactorId(Arc<ReactorInner>);
-
-struct ReactorInner {
+///
+/// A plain value (`Copy`): entering it on every poll, or moving it into every cell,
+/// touches no reference count that the caller's thread and the loop's thread would
+/// pass back and forth.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ReactorId {
     id: u64,
-    name: String,
+    name: &'static str,
 }
 
 thread_local! {
@@ -313,40 +330,45 @@ impl ReactorId {
     /// A new identity for the loop of runner `name`.
     pub fn new(name: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        ReactorId(Arc::new(ReactorInner {
+        ReactorId {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            name: name.to_owned(),
-        }))
+            name: intern(name),
+        }
     }
 
     /// The runner's name.
     pub fn name(&self) -> &str {
-        &self.0.name
+        self.name
     }
 
     /// Marks this thread as driving the loop until the guard is dropped.
     pub fn enter(&self) -> ReactorGuard {
-        DRIVING.with(|d| d.borrow_mut().push(self.clone()));
+        DRIVING.with(|d| d.borrow_mut().push(*self));
         ReactorGuard(())
     }
 
     /// `true` if this thread is driving the loop right now.
     pub fn is_current(&self) -> bool {
-        DRIVING.with(|d| d.borrow().iter().any(|r| r.0.id == self.0.id))
+        DRIVING.with(|d| d.borrow().contains(self))
     }
 }
 
-impl PartialEq for ReactorId {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
+/// `name` with a static lifetime: each distinct runner name is stored once for the
+/// life of the process (there are a handful).
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.get(name) {
+        return known;
     }
+    let leaked: &'static str = Box::leak(name.into());
+    names.insert(leaked);
+    leaked
 }
-
-impl Eq for ReactorId {}
 
 impl fmt::Debug for ReactorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReactorId({}, {:?})", self.0.id, self.0.name)
+        write!(f, "ReactorId({}, {:?})", self.id, self.name)
     }
 }
 
@@ -363,5 +385,5 @@ impl Drop for ReactorGuard {
 /// The name of the runner whose loop this thread drives right now (the innermost,
 /// when runners nest), if any.
 pub fn current_runner_name() -> Option<String> {
-    DRIVING.with(|d| d.borrow().last().map(|r| r.0.name.clone()))
+    DRIVING.with(|d| d.borrow().last().map(|r| r.name.to_owned()))
 }

@@ -109,7 +109,7 @@ impl Glommio {
         let inbox = Arc::new(Inbox::default());
         let reactor = ReactorId::new(&INFO.name);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), RunError>>(1);
-        let (thread_inbox, thread_reactor) = (inbox.clone(), reactor.clone());
+        let (thread_inbox, thread_reactor) = (inbox.clone(), reactor);
         let thread = Joiner::spawn("glommio", move || {
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
                 .name("glommio")
@@ -236,7 +236,7 @@ impl Runner for Glommio {
             return Ok(spawn_task(cell, &self.reactor, self.tasks.clone()));
         }
         let (tx, rx) = handoff::reply(handoff::default_spin());
-        let (reactor, tasks) = (self.reactor.clone(), self.tasks.clone());
+        let (reactor, tasks) = (self.reactor, self.tasks.clone());
         self.submit(Box::new(move || tx.send(spawn_task(cell, &reactor, tasks))))?;
         rx.recv().ok_or_else(|| self.stopped())
     }

@@ -216,7 +216,7 @@ struct ExecutorScope;
 
 impl ExecutorScope {
     fn enter(reactor: &ReactorId, ex: &Rc<LocalExecutor<'static>>) -> Self {
-        EXECUTORS.with(|e| e.borrow_mut().push((reactor.clone(), ex.clone())));
+        EXECUTORS.with(|e| e.borrow_mut().push((*reactor, ex.clone())));
         ExecutorScope
     }
 }
@@ -461,7 +461,6 @@ fn make_threaded() -> Result<Arc<dyn Runner>, RunError> {
     let mailbox = Arc::new(Mailbox::default());
     let spin = handoff::default_spin();
     let thread = Joiner::spawn(&SMOL.name, {
-        let reactor = reactor.clone();
         let mailbox = mailbox.clone();
         move || reactor_thread(&reactor, &mailbox, spin)
     })
@@ -774,7 +773,7 @@ impl Fresh {
     /// Runs `cell` as a cell of its own on a new `smol-fresh` thread.
     fn spawn_thread(&self, cell: Cell) -> Result<EventualResult, RunError> {
         let (reply, eventual) = handoff::reply(self.spin);
-        let reactor = self.reactor.clone();
+        let reactor = self.reactor;
         let opts = RunOptions::default().cancel_token(self.tasks.clone());
         let mut threads = lock(&self.threads);
         threads.retain(|t| !t.is_finished());
@@ -880,7 +879,6 @@ fn make_nested() -> Result<Arc<dyn Runner>, RunError> {
     let (stop, stopped_rx) = smol::channel::bounded::<()>(1);
     let thread = Joiner::spawn(&SMOL_NESTED.name, {
         let ex = ex.clone();
-        let driver = driver.clone();
         move || {
             let _driving = driver.enter();
             // Ticks, like the cells do: every driver takes tasks from the one
@@ -1014,7 +1012,7 @@ mod host {
         let executor = Arc::new(Shared::new(ex.clone()));
         let (stop, stop_rx) = smol::channel::bounded::<()>(1);
         let driver = Driving {
-            reactor: reactor.clone(),
+            reactor,
             fut: drive(ex.clone(), stop_rx.clone()),
             ex,
             stop: stop_rx,

@@ -272,7 +272,7 @@ fn make_threaded() -> Result<Arc<dyn Runner>, RunError> {
     let spin = handoff::default_spin();
     let (queue, rx) = std_mpsc::channel();
     let wake = Arc::new(Notify::new());
-    let id = reactor.clone();
+    let id = reactor;
     let woken = wake.clone();
     let thread = Joiner::spawn("tokio", move || {
         let _driving = id.enter();
@@ -405,7 +405,7 @@ impl Runner for Threaded {
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
         self.check()?;
         let origin = cell.origin();
-        let reactor = self.reactor.clone();
+        let reactor = self.reactor;
         match cell.into_future() {
             Ok(fut) => {
                 let (task, eventual) = EventualResult::task(origin, fut, Some(&reactor));
@@ -684,7 +684,7 @@ impl Runner for Fresh {
         let opts = RunOptions::default().cancel_token(self.tasks.clone());
         let (task, eventual) = EventualResult::task(origin, opts.guard(fut), Some(&self.reactor));
         let rt = current_thread("tokio-fresh-task")?;
-        let reactor = self.reactor.clone();
+        let reactor = self.reactor;
         let thread = Joiner::spawn("tokio-fresh-task", move || {
             let _driving = reactor.enter();
             rt.block_on(task);

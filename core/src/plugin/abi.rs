@@ -74,6 +74,10 @@ unsafe impl Sync for PluginVTable {}
 pub const CAP_NESTS: u32 = 1;
 /// `RunnerDecl::capabilities` bit: tasks keep running between cells.
 pub const CAP_KEEPS_TASKS: u32 = 2;
+/// `RunnerDecl::capabilities` bit: the runner's loop runs on a thread of its own, so
+/// the host may run a cell by passing it to `spawn` (a cell that sends its result
+/// to the host itself) and waiting, instead of calling `run`.
+pub const CAP_HANDOFF: u32 = 4;
 
 /// One runner of a plugin.
 #[repr(C)]
@@ -100,7 +104,8 @@ pub struct RunnerDecl {
         origin: u64,
         cell: FfiFuture<CellOut>,
     ) -> FfiResult<CellOut>,
-    /// Starts `task` in the background. Its output is meaningless (always 0).
+    /// Starts `task` in the background and returns; `task` reports its own result to
+    /// the host, and its output is meaningless (always 0). Shutdown drops it.
     pub spawn:
         extern "C" fn(runner: RunnerHandle, origin: u64, task: FfiFuture<u8>) -> FfiResult<u8>,
     /// Stops the runner, waiting at most `grace_nanos`. Idempotent.

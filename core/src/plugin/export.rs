@@ -14,13 +14,13 @@ use async_ffi::FfiFuture;
 
 use super::abi::{
     CellOut, FfiBuf, FfiIoResult, FfiListener, FfiResult, FfiStream, FfiValue, FunctionDecl,
-    PluginVTable, RunnerDecl, RunnerHandle, ABI_VERSION, CAP_KEEPS_TASKS, CAP_NESTS,
+    PluginVTable, RunnerDecl, RunnerHandle, ABI_VERSION, CAP_HANDOFF, CAP_KEEPS_TASKS, CAP_NESTS,
 };
 use super::io::{export_listener, export_stream, CatchIo};
 use super::{strategy_to_u32, Value, RUSTC_VERSION};
 use crate::{
     downcast, BoxFuture, Cell, CellId, MakeRunner, RunError, RunOptions, Runner, RunnerInfo,
-    Services,
+    Services, Strategy,
 };
 
 /// An async function a plugin offers to cells: takes the call's arguments, returns
@@ -97,7 +97,12 @@ impl PluginBuilder {
                     summary: leak_str(&info.summary),
                     strategy: strategy_to_u32(info.strategy),
                     capabilities: if caps.nests { CAP_NESTS } else { 0 }
-                        | if caps.keeps_tasks { CAP_KEEPS_TASKS } else { 0 },
+                        | if caps.keeps_tasks { CAP_KEEPS_TASKS } else { 0 }
+                        | if info.strategy == Strategy::Threaded {
+                            CAP_HANDOFF
+                        } else {
+                            0
+                        },
                     ctx: (Box::leak(Box::new(make)) as *const MakeRunner).cast(),
                     create: create_runner,
                     run: run_cell,
@@ -191,8 +196,11 @@ extern "C" fn run_cell(
 
 extern "C" fn spawn_task(handle: RunnerHandle, origin: u64, task: FfiFuture<u8>) -> FfiResult<u8> {
     guarded(|| {
-        // The host's task completes the host's result; this one is not looked at.
-        drop(runner(handle).spawn(Cell::with_origin(CellId::new(origin), task))?);
+        // The host's task reports its result to the host itself.
+        let task = async move {
+            task.await;
+        };
+        runner(handle).submit(Cell::with_origin(CellId::new(origin), task))?;
         Ok(0)
     })
 }

@@ -15,14 +15,15 @@ use async_ffi::FfiFuture;
 
 use super::abi::{
     CellOut, EntryFn, FfiBuf, FfiResult, FfiValue, FunctionDecl, PluginVTable, RunnerDecl,
-    RunnerHandle, CAP_KEEPS_TASKS, CAP_NESTS, ENTRY_SYMBOL, SUPPORTED_ABI_VERSIONS,
+    RunnerHandle, CAP_HANDOFF, CAP_KEEPS_TASKS, CAP_NESTS, ENTRY_SYMBOL, SUPPORTED_ABI_VERSIONS,
 };
 use super::io::{CatchIo, ImportedListener, ImportedStream};
 use super::{strategy_from_u32, Value};
+use crate::handoff::{self, ReplySender};
 use crate::options::lock;
 use crate::{
-    BoxFuture, ByteStream, Capabilities, Cell, CellResult, EventualResult, Listener, ReactorId,
-    Registry, RunError, RunOptions, Runner, RunnerInfo, Services, Source,
+    BoxFuture, ByteStream, CancelToken, Capabilities, Cell, CellResult, EventualResult, Listener,
+    ReactorId, Registry, RunError, RunOptions, Runner, RunnerInfo, Services, Source,
 };
 
 /// A plugin library loaded into this process. Cheap to clone.
@@ -537,6 +538,12 @@ struct PluginRunner {
     reactor: ReactorId,
     /// The plugin runner offers `Services`.
     services: bool,
+    /// Cells go to the plugin's `spawn` and reply to the host ([`CAP_HANDOFF`]).
+    handoff: bool,
+    /// How long a handed-off cell's caller spins for the reply before it parks.
+    spin: Duration,
+    /// Guards the background tasks of [`Runner::spawn`]; cancelled at shutdown.
+    tasks: CancelToken,
 }
 
 impl PluginRunner {
@@ -560,6 +567,9 @@ impl PluginRunner {
             handle,
             reactor: ReactorId::new(&name),
             services: (decl.has_services)(handle) != 0,
+            handoff: decl.capabilities & CAP_HANDOFF != 0,
+            spin: handoff::default_spin(),
+            tasks: CancelToken::new(),
         }
     }
 }
@@ -580,7 +590,22 @@ impl Runner for PluginRunner {
         let fut = cell
             .into_future()
             .map_err(|_| RunError::local_unsupported(&self.info.name))?;
-        let reactor = self.reactor.clone();
+        let reactor = self.reactor;
+        if self.handoff {
+            let (tx, rx) = handoff::reply(self.spin);
+            let task = if opts.is_empty() {
+                reply_task(reactor, fut, tx)
+            } else {
+                reply_task(reactor, opts.guard(fut), tx)
+            };
+            (self.decl.spawn)(self.handle, origin.get(), task).into_result()?;
+            // No reply: the plugin dropped the cell (it stopped).
+            return rx.recv().unwrap_or_else(|| {
+                Err(RunError::TaskDropped {
+                    runner: self.info.name.to_string(),
+                })
+            });
+        }
         let ffi = if opts.is_empty() {
             host_cell(reactor, fut)
         } else {
@@ -602,9 +627,13 @@ impl Runner for PluginRunner {
         let fut = cell
             .into_future()
             .map_err(|_| RunError::local_unsupported(&self.info.name))?;
+        // Dropped at shutdown, whatever the plugin does with the tasks it was given.
+        let fut = RunOptions::default()
+            .cancel_token(self.tasks.clone())
+            .guard(fut);
         let (task, eventual) = EventualResult::task(origin, fut, Some(&self.reactor));
         let entered = Entered {
-            reactor: self.reactor.clone(),
+            reactor: self.reactor,
             inner: task,
         };
         let ffi = FfiFuture::new(async move {
@@ -616,6 +645,8 @@ impl Runner for PluginRunner {
     }
 
     fn shutdown(&self, grace: Duration) {
+        // First: the plugin's shutdown then waits for the woken tasks to go.
+        self.tasks.cancel();
         (self.decl.shutdown)(self.handle, nanos(grace));
     }
 
@@ -672,6 +703,22 @@ impl Drop for PluginRunner {
     fn drop(&mut self) {
         (self.decl.destroy)(self.handle);
     }
+}
+
+/// A host cell as a task for a plugin's `spawn` that sends its result straight to
+/// the host thread waiting on `tx`: the plugin makes no cell, reply or result box.
+fn reply_task<F>(reactor: ReactorId, fut: F, tx: ReplySender<CellResult>) -> FfiFuture<u8>
+where
+    F: Future<Output = CellResult> + Send + 'static,
+{
+    let entered = Entered {
+        reactor,
+        inner: fut,
+    };
+    FfiFuture::new(async move {
+        tx.send(entered.await);
+        0u8
+    })
 }
 
 /// A host cell as an `FfiFuture`: its `CellResult` boxed by the host.

@@ -149,7 +149,7 @@ impl Threaded {
             advice: "another runner claimed the reactor first".into(),
         })?;
         // Every `twisted` instance shares the thread, so it is marked with one id.
-        let id = self.id.clone();
+        let id = self.id;
         let handle = thread::Builder::new()
             .name("twisted".into())
             .spawn(move || {
@@ -170,7 +170,7 @@ impl Threaded {
 /// The one identity of the `twisted` reactor thread, shared by every instance.
 fn threaded_id() -> ReactorId {
     static ID: OnceLock<ReactorId> = OnceLock::new();
-    ID.get_or_init(|| ReactorId::new("twisted")).clone()
+    *ID.get_or_init(|| ReactorId::new("twisted"))
 }
 
 impl Runner for Threaded {
@@ -216,6 +216,21 @@ impl Runner for Threaded {
         let (task, eventual) = EventualResult::task(origin, opts.guard(fut), Some(&self.id));
         Reactor::global().spawn(task);
         Ok(eventual)
+    }
+
+    /// A cell (or a host's task) that reports its result itself. Not guarded by the
+    /// runner's task token: a clone per cell would pass that token's count between
+    /// the caller's core and the reactor's on every cell. A plugin host guards the
+    /// background tasks it submits with a token of its own.
+    fn submit(&self, cell: Cell) -> Result<(), RunError> {
+        self.ensure_started()?;
+        let fut = cell
+            .into_future()
+            .map_err(|_| RunError::local_unsupported(&self.info.name))?;
+        Reactor::global().spawn(async move {
+            let _ = fut.await;
+        });
+        Ok(())
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -408,14 +423,31 @@ impl Services for TwistedServices {
     }
 }
 
-fn make_threaded() -> Result<Arc<dyn Runner>, RunError> {
-    Ok(Arc::new(Threaded {
+/// The `twisted` runner, for a host that links this crate instead of loading it:
+/// the same runner as the plugin's, without the C ABI between host and runner.
+///
+/// A linked copy has a reactor of its own, apart from that of a loaded
+/// `libautoawait_twisted`: a process should use one or the other.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{Registry, RunnerExt};
+///
+/// let registry = Registry::empty();
+/// registry.register(autoawait_twisted::threaded())?;
+/// let twisted = registry.get("twisted")?;
+/// assert_eq!(twisted.block_on(async { 6 * 7 })?, 42);
+/// # Ok::<(), autoawait_core::RunError>(())
+/// ```
+pub fn threaded() -> Arc<dyn Runner> {
+    Arc::new(Threaded {
         info: TWISTED,
         id: threaded_id(),
         tasks: CancelToken::new(),
         spin: handoff::default_spin(),
         stopped: AtomicBool::new(false),
-    }))
+    })
 }
 
 fn make_per_cell() -> Result<Arc<dyn Runner>, RunError> {
@@ -595,7 +627,7 @@ fn deferred_release(args: Vec<Value>) -> BoxFuture<'static, Result<Value, RunErr
 /// The plugin's description: its runners and functions.
 pub fn plugin() -> PluginBuilder {
     PluginBuilder::new("twisted")
-        .runner(TWISTED, make_threaded)
+        .runner(TWISTED, || Ok(threaded()))
         .runner(TWISTED_PER_CELL, make_per_cell)
         .function(
             "twisted.sleep",
