@@ -32,6 +32,10 @@
 //! cannot do (`sync` polls once; glommio's sockets are `!Send`) is skipped with a
 //! message.
 //!
+//! The group `linked` measures the same `twisted` runner linked into this binary:
+//! `per_cell/twisted::*` against `linked/twisted::*` is what the C ABI between a
+//! host and a runner loaded at run time costs.
+//!
 //! [`Services`]: autoawait_core::Services
 //!
 //! `AUTOAWAIT_BENCH_QUICK=1` shortens warm-up and measurement for a smoke run.
@@ -330,9 +334,17 @@ fn runners(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `twisted` runner linked in: the plugin's runner without the ABI hop. Its
+/// reactor is not the loaded plugin's; once measured, it parks and stays idle.
+fn linked(c: &mut Criterion) {
+    let mut g = c.benchmark_group("linked");
+    measure(&mut g, "twisted", autoawait_twisted::threaded());
+    g.finish();
+}
+
 criterion_group! {
     name = per_cell;
     config = autoawait_benches::criterion();
-    targets = floors, runners
+    targets = floors, runners, linked
 }
 criterion_main!(per_cell);
