@@ -711,29 +711,38 @@ fn reply_task<F>(reactor: ReactorId, fut: F, tx: ReplySender<CellResult>) -> Ffi
 where
     F: Future<Output = CellResult> + Send + 'static,
 {
-    let entered = Entered {
-        reactor,
-        inner: fut,
-    };
-    FfiFuture::new(async move {
-        tx.send(entered.await);
-        0u8
+    ffi_cell(reactor, fut, move |result| {
+        tx.send(result);
+        0
     })
 }
 
-/// A host cell as an `FfiFuture`: its `CellResult` boxed by the host.
+/// A host cell as an `FfiFuture` for a plugin's `run`: its `CellResult` boxed by
+/// the host.
 fn host_cell<F>(reactor: ReactorId, fut: F) -> FfiFuture<CellOut>
 where
     F: Future<Output = CellResult> + Send + 'static,
+{
+    ffi_cell(reactor, fut, |result| {
+        CellOut(Box::into_raw(Box::new(result)).cast())
+    })
+}
+
+/// `fut` as an `FfiFuture`, polled as `reactor`; `finish` makes what crosses back.
+fn ffi_cell<F, T>(
+    reactor: ReactorId,
+    fut: F,
+    finish: impl FnOnce(CellResult) -> T + Send + 'static,
+) -> FfiFuture<T>
+where
+    F: Future<Output = CellResult> + Send + 'static,
+    T: Send + 'static,
 {
     let entered = Entered {
         reactor,
         inner: fut,
     };
-    FfiFuture::new(async move {
-        let result: CellResult = entered.await;
-        CellOut(Box::into_raw(Box::new(result)).cast())
-    })
+    FfiFuture::new(async move { finish(entered.await) })
 }
 
 pin_project_lite::pin_project! {
