@@ -109,7 +109,7 @@ impl Glommio {
         let inbox = Arc::new(Inbox::default());
         let reactor = ReactorId::new(&INFO.name);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), RunError>>(1);
-        let (thread_inbox, thread_reactor) = (inbox.clone(), reactor);
+        let thread_inbox = inbox.clone();
         let thread = Joiner::spawn("glommio", move || {
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
                 .name("glommio")
@@ -123,7 +123,7 @@ impl Glommio {
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            let _driving = thread_reactor.enter();
+            let _driving = reactor.enter();
             executor.run(async move {
                 while let Some(job) = NextJob(&thread_inbox).await {
                     job();

@@ -272,10 +272,9 @@ fn make_threaded() -> Result<Arc<dyn Runner>, RunError> {
     let spin = handoff::default_spin();
     let (queue, rx) = std_mpsc::channel();
     let wake = Arc::new(Notify::new());
-    let id = reactor;
     let woken = wake.clone();
     let thread = Joiner::spawn("tokio", move || {
-        let _driving = id.enter();
+        let _driving = reactor.enter();
         let local = LocalSet::new();
         let grace = local.block_on(&rt, reactor_loop(rx, woken, spin));
         // Tasks (and the cells in flight) are dropped here: their callers get

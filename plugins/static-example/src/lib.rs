@@ -167,9 +167,8 @@ impl Drop for FuturesLocal {
 fn make() -> Result<Arc<dyn Runner>, RunError> {
     let id = ReactorId::new(&FUTURES_LOCAL.name);
     let (commands, receiver) = mpsc::channel();
-    let thread_id = id;
     let thread =
-        Joiner::spawn("futures-local", move || pool_thread(thread_id, receiver)).map_err(|e| {
+        Joiner::spawn("futures-local", move || pool_thread(id, receiver)).map_err(|e| {
             RunError::backend(std::io::Error::other(format!(
                 "cannot spawn the futures-local thread: {e}"
             )))
