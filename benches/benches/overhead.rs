@@ -55,6 +55,7 @@ impl Runner for Direct {
         Err(RunError::Unsupported {
             runner: "bench".into(),
             reason: "benches only".into(),
+            advice: Default::default(),
         })
     }
     fn shutdown(&self, _grace: Duration) {}
@@ -96,7 +97,7 @@ fn overhead(c: &mut Criterion) {
     match autoawait_benches::twisted_plugin() {
         Some(path) => {
             group.bench_function("plugin::load", |b| {
-                b.iter(|| Registry::empty().load_plugin(&path).unwrap())
+                b.iter(|| autoawait_plugin::load(&Registry::empty(), &path).unwrap())
             });
         }
         None => eprintln!("plugin::load: skipped: the twisted plugin did not build"),

@@ -250,6 +250,7 @@ fn tcp_echo(runner: &Arc<dyn Runner>) -> Result<u64, RunError> {
 
 fn no_services(runner: &Arc<dyn Runner>) -> RunError {
     RunError::Unsupported {
+        advice: Default::default(),
         runner: runner.info().name.to_string(),
         reason: "no services".into(),
     }
@@ -320,7 +321,7 @@ fn runners(c: &mut Criterion) {
         }
     }
     // The dynamic plugin last: its reactor thread lives as long as the process.
-    match autoawait_benches::twisted_plugin().map(|path| registry.load_plugin(&path)) {
+    match autoawait_benches::twisted_plugin().map(|path| autoawait_plugin::load(&registry, &path)) {
         Some(Ok(_)) => {
             // `twisted-per-cell` runs one cell per process by design.
             let runner = registry

@@ -1,4 +1,4 @@
-//! The two runners that need no reactor: `sync` and `inline`.
+//! The two runners that need no reactor: `inline` and `sync`.
 
 use std::future::Future;
 use std::pin::pin;
@@ -8,9 +8,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use crate::options::lock;
+use crate::kit::{lock, thread_error, Joiner, Lifecycle};
 use crate::{
-    BoxFuture, CancelToken, Cell, CellResult, EventualResult, Joiner, RunError, RunOptions, Runner,
+    Advice, BoxFuture, CancelToken, Cell, CellResult, EventualResult, RunError, RunOptions, Runner,
     RunnerFactory, RunnerInfo, Services, Strategy,
 };
 
@@ -59,15 +59,6 @@ impl Wake for Signal {
     }
 }
 
-/// `inline`: polls the cell on the calling thread and parks between wake-ups.
-struct Inline {
-    info: RunnerInfo,
-    stopped: AtomicBool,
-    /// Cancels every background task at shutdown.
-    tasks: CancelToken,
-    threads: Mutex<Vec<Joiner>>,
-}
-
 const INLINE: RunnerInfo = RunnerInfo::new(
     "inline",
     "core",
@@ -75,65 +66,66 @@ const INLINE: RunnerInfo = RunnerInfo::new(
     "polls on the calling thread, no reactor (pollster); a thread per spawned task",
 );
 
-impl Inline {
-    fn check(&self) -> Result<(), RunError> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(RunError::Stopped {
-                runner: self.info.name.to_string(),
-            });
-        }
-        Ok(())
-    }
+/// `inline`: polls the cell on the calling thread and parks between wake-ups.
+struct Inline {
+    life: Lifecycle,
+    /// Cancels every background task at shutdown.
+    tasks: CancelToken,
+    threads: Mutex<Vec<Joiner>>,
 }
 
 impl Runner for Inline {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        static INFO: RunnerInfo = INLINE;
+        &INFO
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
-        self.check()?;
-        let fut = cell.into_local_future();
-        if opts.is_empty() {
-            block_on_inline(fut)
-        } else {
-            block_on_inline(opts.guard(fut))
-        }
+        self.life.check()?;
+        // Marks the thread, so that errors name this runner; `inline` nests, so
+        // `run` from inside one of its cells is fine.
+        let _driving = self.life.reactor().enter();
+        block_on_inline(opts.guard(cell.into_local_future()))
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
-        self.check()?;
+        self.life.check()?;
         let origin = cell.origin();
         let opts = RunOptions::default().cancel_token(self.tasks.clone());
+        let reactor = self.life.reactor();
         let mut threads = lock(&self.threads);
         threads.retain(|t| !t.is_finished());
-        let (eventual, handle) = match cell.into_future() {
+        let failed = |e| thread_error("inline-task", e);
+        let (eventual, thread) = match cell.into_future() {
             Ok(fut) => {
                 let (task, eventual) = EventualResult::task(origin, opts.guard(fut), None);
-                let handle = Joiner::spawn("inline-task", move || block_on_inline(task));
-                (eventual, handle)
+                let thread = Joiner::spawn("inline-task", move || {
+                    let _driving = reactor.enter();
+                    block_on_inline(task);
+                })
+                .map_err(failed)?;
+                (eventual, thread)
             }
             Err(cell) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let handle = Joiner::spawn("inline-task", move || {
+                let thread = Joiner::spawn("inline-task", move || {
+                    let _driving = reactor.enter();
                     let fut = opts.guard(cell.into_local_future());
                     let (task, eventual) = EventualResult::local_task(fut, origin, None);
                     let _ = tx.send(eventual);
                     block_on_inline(task);
-                });
-                let eventual = handle.as_ref().ok().and_then(|_| rx.recv().ok());
-                match eventual {
-                    Some(eventual) => (eventual, handle),
-                    None => return Err(spawn_failed()),
-                }
+                })
+                .map_err(failed)?;
+                let eventual = rx.recv().map_err(|_| self.life.task_dropped())?;
+                (eventual, thread)
             }
         };
-        threads.push(handle.map_err(|_| spawn_failed())?);
+        threads.push(thread);
         Ok(eventual)
     }
 
     fn shutdown(&self, grace: Duration) {
-        self.stopped.store(true, Ordering::Release);
+        self.life.stop();
         self.tasks.cancel();
         // A task stuck in blocking code cannot be stopped; it is left detached.
         Joiner::join_all(std::mem::take(&mut *lock(&self.threads)), grace);
@@ -150,17 +142,6 @@ impl Services for Inline {
     }
 }
 
-fn spawn_failed() -> RunError {
-    RunError::backend(std::io::Error::other("cannot spawn an inline-task thread"))
-}
-
-/// `sync`: IPython's pseudo-sync runner. Polls the cell once; a cell that suspends
-/// fails with a clear error that a real loop is needed.
-struct PseudoSync {
-    info: RunnerInfo,
-    stopped: AtomicBool,
-}
-
 const SYNC: RunnerInfo = RunnerInfo::new(
     "sync",
     "core",
@@ -168,25 +149,28 @@ const SYNC: RunnerInfo = RunnerInfo::new(
     "polls the cell once (IPython's pseudo-sync runner); a cell that waits fails",
 );
 
+/// `sync`: IPython's pseudo-sync runner. Polls the cell once; a cell that suspends
+/// fails with a clear error that a real loop is needed.
+struct PseudoSync {
+    life: Lifecycle,
+}
+
 impl PseudoSync {
     fn poll_once(&self, cell: Cell, opts: &RunOptions) -> CellResult {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(RunError::Stopped {
-                runner: self.info.name.to_string(),
-            });
-        }
+        self.life.check()?;
         if opts.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
             return Err(RunError::Cancelled);
         }
+        let _driving = self.life.reactor().enter();
         let mut fut = pin!(cell.into_local_future());
         match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(out) => out,
             Poll::Pending => Err(RunError::Unsupported {
-                runner: self.info.name.to_string(),
+                runner: SYNC.name.to_string(),
                 reason: "the cell waits for something that is not ready, and `sync` polls \
-                         only once: it needs a real loop. Select one with `%autoawait tokio`, \
-                         or `%autoawait inline` for futures that need no reactor"
+                         only once: it needs a real loop"
                     .into(),
+                advice: Advice::runners("a runner with a loop", ["tokio", "inline"]),
             }),
         }
     }
@@ -194,7 +178,8 @@ impl PseudoSync {
 
 impl Runner for PseudoSync {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        static INFO: RunnerInfo = SYNC;
+        &INFO
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -211,14 +196,13 @@ impl Runner for PseudoSync {
     }
 
     fn shutdown(&self, _grace: Duration) {
-        self.stopped.store(true, Ordering::Release);
+        self.life.stop();
     }
 }
 
 fn make_inline() -> Result<Arc<dyn Runner>, RunError> {
     Ok(Arc::new(Inline {
-        info: INLINE,
-        stopped: AtomicBool::new(false),
+        life: Lifecycle::new(&INLINE.name),
         tasks: CancelToken::new(),
         threads: Mutex::new(Vec::new()),
     }))
@@ -226,8 +210,7 @@ fn make_inline() -> Result<Arc<dyn Runner>, RunError> {
 
 fn make_sync() -> Result<Arc<dyn Runner>, RunError> {
     Ok(Arc::new(PseudoSync {
-        info: SYNC,
-        stopped: AtomicBool::new(false),
+        life: Lifecycle::new(&SYNC.name),
     }))
 }
 

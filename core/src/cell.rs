@@ -147,7 +147,8 @@ pub fn in_cell<F: Future>(origin: CellId, fut: F) -> InCell<F> {
 /// that builds a `!Send` future on the thread that will poll it ([`Cell::local`]),
 /// for thread-local executors. Either way it carries its origin, a [`CellId`].
 ///
-/// A cell's future catches panics (they become [`RunError::Panicked`]) and sets
+/// A cell's future catches panics (they become [`RunError::Panicked`], with the
+/// message kept and nothing printed unless `AUTOAWAIT_PANIC_OUTPUT=1`) and sets
 /// [`current_cell`] while it is polled, so runners need to do neither.
 ///
 /// # Examples
@@ -263,7 +264,7 @@ impl Cell {
             },
             Body::Local(factory) => {
                 let _enter = Enter::new(origin);
-                let state = match catch_unwind(AssertUnwindSafe(factory)) {
+                let state = match crate::kit::quietly(|| catch_unwind(AssertUnwindSafe(factory))) {
                     Ok(body) => LocalState::Ready(body),
                     Err(payload) => LocalState::Failed(Some(RunError::from_panic(payload))),
                 };
@@ -289,7 +290,8 @@ fn poll_body<B: Future<Output = CellOutput> + ?Sized>(
     cx: &mut Context<'_>,
 ) -> Poll<CellResult> {
     let _enter = Enter::new(origin);
-    match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+    // A panic is a value: kept off stderr unless AUTOAWAIT_PANIC_OUTPUT says otherwise.
+    match crate::kit::quietly(|| catch_unwind(AssertUnwindSafe(|| body.poll(cx)))) {
         Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
         Ok(Poll::Pending) => Poll::Pending,
         Err(payload) => Poll::Ready(Err(RunError::from_panic(payload))),

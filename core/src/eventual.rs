@@ -4,13 +4,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::options::lock;
-use crate::{BoxFuture, CellId, CellResult, ReactorId, RunError};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{lock, Arc, Condvar, Mutex};
+use crate::{BoxFuture, CellId, CellOutput, CellResult, ReactorId, RunError, WaitError};
+
+/// What waiting for a background result gives: its value, or why there is none.
+pub type WaitResult = Result<CellOutput, WaitError>;
 #[cfg(doc)]
 use crate::{CellFuture, LocalCellFuture};
 
@@ -32,10 +35,11 @@ use crate::{CellFuture, LocalCellFuture};
 /// use std::time::Duration;
 /// use autoawait_core::{Cell, Registry};
 ///
-/// let runner = Registry::global().get("inline").unwrap();
-/// let task = runner.spawn(Cell::new(async { 6 * 7 })).unwrap();
-/// let out = task.wait(Some(Duration::from_secs(5))).unwrap();
+/// let runner = Registry::global().get("inline")?;
+/// let task = runner.spawn(Cell::new(async { 6 * 7 }))?;
+/// let out = task.wait(Some(Duration::from_secs(5)))?;
 /// assert_eq!(*out.downcast::<i32>().unwrap(), 42);
+/// # Ok::<(), autoawait_core::Error>(())
 /// ```
 pub struct EventualResult {
     shared: Arc<Shared>,
@@ -71,7 +75,7 @@ impl Shared {
             cancelled: AtomicBool::new(false),
             task_waker: Mutex::new(None),
             abandoned: AtomicBool::new(false),
-            runner: reactor.map_or_else(|| "this runner".into(), |r| r.name().to_owned()),
+            runner: reactor.map_or_else(|| "its runner".into(), |r| r.name().to_owned()),
         })
     }
 
@@ -183,18 +187,19 @@ impl EventualResult {
     ///
     /// # Errors
     ///
-    /// - the task's own error (message kept), or [`RunError::Cancelled`];
-    /// - [`RunError::NotReady`] if the timeout expired: the result stays retrievable;
-    /// - [`RunError::WouldDeadlock`] if this thread is the one that must complete the task;
-    /// - [`RunError::AlreadyTaken`] if an earlier call took the value.
-    pub fn wait(&self, timeout: Option<Duration>) -> CellResult {
+    /// - [`WaitError::Run`] with the task's own error (message kept), with
+    ///   [`RunError::Cancelled`], or with [`RunError::WouldDeadlock`] if this thread is
+    ///   the one that must complete the task;
+    /// - [`WaitError::NotReady`] if the timeout expired: the result stays retrievable;
+    /// - [`WaitError::AlreadyTaken`] if an earlier call took the value.
+    pub fn wait(&self, timeout: Option<Duration>) -> WaitResult {
         let mut state = lock(&self.shared.state);
         if matches!(*state, State::Pending(_)) {
             if let Some(reactor) = self.reactor.as_ref().filter(|r| r.is_current()) {
-                return Err(RunError::would_deadlock(
+                return Err(WaitError::Run(RunError::would_deadlock(
                     reactor.name(),
                     "EventualResult::wait() from the loop that runs the task",
-                ));
+                )));
             }
             let deadline = timeout.map(|t| Instant::now() + t);
             while matches!(*state, State::Pending(_)) {
@@ -207,7 +212,7 @@ impl EventualResult {
                     Some(deadline) => {
                         let left = deadline.saturating_duration_since(Instant::now());
                         if left.is_zero() {
-                            return Err(RunError::NotReady {
+                            return Err(WaitError::NotReady {
                                 waited: timeout.unwrap_or_default(),
                             });
                         }
@@ -224,7 +229,7 @@ impl EventualResult {
     }
 
     /// The result if it is there, without waiting; as [`wait`](Self::wait) otherwise.
-    pub fn try_result(&self) -> Option<CellResult> {
+    pub fn try_result(&self) -> Option<WaitResult> {
         take(&mut lock(&self.shared.state))
     }
 
@@ -253,9 +258,9 @@ impl EventualResult {
     /// Keeps this result in a process-wide table and returns its number (from 1), so
     /// that a later cell can [`retrieve`](Self::retrieve) it.
     pub fn stash(self) -> u64 {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        lock(stash_table()).insert(id, self);
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        kit_lock(stash_table()).insert(id, self);
         id
     }
 
@@ -263,43 +268,43 @@ impl EventualResult {
     ///
     /// # Errors
     ///
-    /// [`RunError::NotStashed`] if no result has this number: each stashed result can
-    /// be retrieved once.
-    pub fn retrieve(id: u64) -> Result<EventualResult, RunError> {
-        lock(stash_table())
+    /// [`WaitError::NotStashed`] if no result has this number: each stashed result
+    /// can be retrieved once.
+    pub fn retrieve(id: u64) -> Result<EventualResult, WaitError> {
+        kit_lock(stash_table())
             .remove(&id)
-            .ok_or(RunError::NotStashed { id })
+            .ok_or(WaitError::NotStashed { id })
     }
 }
 
-fn stash_table() -> &'static Mutex<HashMap<u64, EventualResult>> {
-    static TABLE: OnceLock<Mutex<HashMap<u64, EventualResult>>> = OnceLock::new();
+fn stash_table() -> &'static std::sync::Mutex<HashMap<u64, EventualResult>> {
+    static TABLE: OnceLock<std::sync::Mutex<HashMap<u64, EventualResult>>> = OnceLock::new();
     TABLE.get_or_init(Default::default)
 }
 
 /// Takes the value out of a finished state (errors are cloned and stay).
-fn take(state: &mut State) -> Option<CellResult> {
+fn take(state: &mut State) -> Option<WaitResult> {
     match state {
         State::Pending(_) => None,
-        State::Taken => Some(Err(RunError::AlreadyTaken)),
+        State::Taken => Some(Err(WaitError::AlreadyTaken)),
         State::Ready {
             result: Err(err),
             observed,
         } => {
             *observed = true;
-            Some(Err(err.clone()))
+            Some(Err(WaitError::Run(err.clone())))
         }
         State::Ready { result: Ok(_), .. } => match std::mem::replace(state, State::Taken) {
-            State::Ready { result, .. } => Some(result),
+            State::Ready { result, .. } => Some(result.map_err(WaitError::Run)),
             _ => unreachable!(),
         },
     }
 }
 
 impl Future for EventualResult {
-    type Output = CellResult;
+    type Output = WaitResult;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CellResult> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
         let mut state = lock(&self.shared.state);
         if let State::Pending(listener) = &mut *state {
             match listener {
@@ -483,6 +488,10 @@ impl fmt::Debug for Completer {
 
 type ErrorHook = Box<dyn Fn(CellId, &RunError) + Send + Sync>;
 
+fn kit_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    crate::kit::lock(m)
+}
+
 fn hook() -> &'static RwLock<Option<ErrorHook>> {
     static HOOK: RwLock<Option<ErrorHook>> = RwLock::new(None);
     &HOOK
@@ -520,7 +529,8 @@ impl Future for CancelOnDrop {
     type Output = CellResult;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CellResult> {
-        Pin::new(&mut self.0).poll(cx)
+        // The handle is ours alone, so its value cannot have been taken.
+        Pin::new(&mut self.0).poll(cx).map_err(RunError::from)
     }
 }
 

@@ -11,7 +11,8 @@
 //!
 //! This crate depends on no reactor. It holds two runners of its own: `inline`
 //! (polls on the calling thread, pollster-style) and `sync` (IPython's pseudo-sync
-//! runner); `autoawait-runners` adds tokio, smol and friends.
+//! runner); `autoawait-runners` adds tokio, smol and friends, `autoawait-plugin`
+//! loads runners from shared libraries, and [`kit`] is what every runner shares.
 //!
 //! ```
 //! use std::time::Duration;
@@ -30,41 +31,44 @@
 //! let task = runner.spawn(cell)?;
 //! let seen = task.wait(Some(Duration::from_secs(5)))?;
 //! assert_eq!(*seen.downcast::<Option<CellId>>().unwrap(), Some(CellId::new(3)));
-//! # Ok::<(), autoawait_core::RunError>(())
+//! # Ok::<(), autoawait_core::Error>(())
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod builtin;
 mod cell;
+mod closest;
 mod error;
 mod eventual;
-pub mod handoff;
-mod joiner;
+mod factory;
+mod hooks;
+pub mod kit;
 mod options;
-#[allow(unsafe_code)]
-pub mod plugin;
+mod reactor;
 mod registry;
 mod runner;
 mod selector;
 mod services;
+mod sync;
+mod timer;
 
 pub use builtin::block_on_inline;
 pub use cell::{
     current_cell, in_cell, Cell, CellFuture, CellId, CellOutput, CellResult, InCell,
     LocalCellFuture,
 };
-pub use error::RunError;
-pub use eventual::{set_error_hook, Completer, EventualResult, LocalTask, Task};
-pub use joiner::Joiner;
-pub use options::{sleep, CancelToken, Guarded, RunOptions, Sleep};
-pub use plugin::{Plugin, PluginLoad};
-pub use registry::{closest_name, Listing, MakeRunner, Registry, RunnerFactory, Source};
-pub use runner::{
-    current_runner_name, downcast, BoxFuture, Capabilities, ReactorGuard, ReactorId, Runner,
-    RunnerExt, RunnerInfo, Strategy,
-};
-pub use selector::{default_runner_name, Selector};
+pub use closest::closest_name;
+pub use error::{panic_text, Advice, Error, LookupError, RunError, WaitError};
+pub use eventual::{set_error_hook, Completer, EventualResult, LocalTask, Task, WaitResult};
+pub use factory::{MakeRunner, RunnerFactory};
+pub use hooks::{BlockingProbe, PanicTranslator};
+pub use options::{CancelToken, Guarded, RunOptions};
+pub use reactor::{current_runner_name, ReactorGuard, ReactorId};
+pub use registry::{Listing, Registry, Source};
+pub use runner::{downcast, BoxFuture, Capabilities, Runner, RunnerExt, RunnerInfo, Strategy};
+pub use selector::{default_runner_name, SelectError, Selector};
 pub use services::{ByteStream, Listener, Services};
+pub use timer::{sleep, Sleep};
 
 #[doc(hidden)]
 pub use inventory;

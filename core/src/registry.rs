@@ -1,65 +1,14 @@
 //! The [`Registry`]: every runner by name, built-in ones collected with `inventory`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use crate::options::lock;
-use crate::{RunError, Runner, RunnerInfo};
-
-/// Makes a runner.
-pub type MakeRunner = fn() -> Result<Arc<dyn Runner>, RunError>;
-
-/// A built-in runner, submitted with [`inventory::submit!`] by the crate that
-/// implements it. The registry creates the runner on first use.
-///
-/// A binary must reference every crate whose runners it wants (`use crate_x as _;`):
-/// an unreferenced crate is not linked and its `submit!` silently vanishes.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Arc;
-/// use autoawait_core::{RunError, Runner, RunnerFactory, RunnerInfo, Strategy};
-///
-/// const INFO: RunnerInfo =
-///     RunnerInfo::new("glommio", "glommio", Strategy::Threaded, "io_uring executor");
-/// inventory::submit! {
-///     RunnerFactory::unavailable(INFO, "enable the `glommio` feature of autoawait-runners")
-/// }
-/// ```
-#[derive(Debug)]
-pub struct RunnerFactory {
-    info: RunnerInfo,
-    create: Create,
-}
-
-#[derive(Clone, Debug)]
-enum Create {
-    Make(MakeRunner),
-    Unavailable(&'static str),
-}
-
-impl RunnerFactory {
-    /// A runner that `make` creates on first use.
-    pub const fn new(info: RunnerInfo, make: MakeRunner) -> Self {
-        RunnerFactory {
-            info,
-            create: Create::Make(make),
-        }
-    }
-
-    /// A runner this build does not have; selecting it says `reason`.
-    pub const fn unavailable(info: RunnerInfo, reason: &'static str) -> Self {
-        RunnerFactory {
-            info,
-            create: Create::Unavailable(reason),
-        }
-    }
-}
-
-inventory::collect!(RunnerFactory);
+use crate::factory::Create;
+use crate::kit::lock;
+use crate::{closest_name, LookupError, Runner, RunnerFactory, RunnerInfo};
 
 /// Where a runner comes from, for `%autoawait --list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,21 +59,33 @@ pub struct Listing {
 /// Lookups are case-insensitive. A runner is created on first use and then kept, so
 /// switching away and back finds the same reactor and its background tasks.
 ///
+/// # Sharing
+///
+/// [`Registry::global`] is the process's: every library that uses it shares its
+/// runners, so a cell that blocks the `tokio` runner's thread delays every other
+/// caller's cells, and [`shutdown_all`](Self::shutdown_all) stops them for everyone
+/// (the next [`get`](Self::get) starts a new one). A library that wants runners of
+/// its own — a blocking facade, say — makes a private `Registry::new()`, or builds a
+/// runner directly with a [`Config`](crate::kit::Config).
+///
 /// # Examples
 ///
 /// ```
 /// use autoawait_core::{Registry, RunnerExt};
 ///
 /// let registry = Registry::global();
-/// let runner = registry.get("Inline").unwrap();
-/// assert!(std::sync::Arc::ptr_eq(&runner, &registry.get("inline").unwrap()));
-/// assert_eq!(runner.block_on(async { 1 }).unwrap(), 1);
+/// let runner = registry.get("Inline")?;
+/// assert!(std::sync::Arc::ptr_eq(&runner, &registry.get("inline")?));
+/// assert_eq!(runner.block_on(async { 1 })?, 1);
 ///
 /// let err = registry.get("inlin").unwrap_err();
 /// assert!(err.to_string().contains("did you mean `inline`?"));
+/// # Ok::<(), autoawait_core::Error>(())
 /// ```
 pub struct Registry {
     entries: RwLock<Vec<Arc<Entry>>>,
+    /// The plugin files loaded into this registry.
+    plugins: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl Registry {
@@ -154,7 +115,16 @@ impl Registry {
     pub fn empty() -> Self {
         Registry {
             entries: RwLock::new(Vec::new()),
+            plugins: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Vec<Arc<Entry>>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Vec<Arc<Entry>>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn insert(
@@ -163,45 +133,61 @@ impl Registry {
         source: Source,
         create: Option<Create>,
         instance: Option<Arc<dyn Runner>>,
-    ) -> Result<(), RunError> {
-        let key = info.name.to_lowercase();
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.iter().any(|e| e.key == key) {
-            return Err(RunError::DuplicateName {
-                name: info.name.into_owned(),
-            });
-        }
-        let at = entries.partition_point(|e| e.key < key);
-        entries.insert(
-            at,
-            Arc::new(Entry {
-                key,
-                info,
-                source,
-                create,
-                instance: Mutex::new(instance),
-            }),
-        );
-        Ok(())
+    ) -> Result<(), LookupError> {
+        let mut entries = self.write();
+        insert_into(&mut entries, info, source, create, instance)
     }
 
     /// Adds a runner made at run time (a user's runner, a plugin's).
     ///
     /// # Errors
     ///
-    /// [`RunError::DuplicateName`] if its name (in any case) is taken; the registry is
-    /// left as it was.
-    pub fn register(&self, runner: Arc<dyn Runner>) -> Result<(), RunError> {
-        self.register_from(runner, Source::Registered)
+    /// [`LookupError::DuplicateName`] if its name (in any case) is taken; the
+    /// registry is left as it was.
+    pub fn register(&self, runner: Arc<dyn Runner>) -> Result<(), LookupError> {
+        self.register_all(vec![runner], Source::Registered)
     }
 
-    /// [`register`](Self::register) with the source shown by `%autoawait --list`.
+    /// Adds `runners` at once, all shown with `source` by `%autoawait --list`: all of
+    /// them, or (if one's name is taken, or two share one) none.
     ///
     /// # Errors
     ///
-    /// As [`register`](Self::register).
-    pub fn register_from(&self, runner: Arc<dyn Runner>, source: Source) -> Result<(), RunError> {
-        self.insert(runner.info().clone(), source, None, Some(runner))
+    /// [`LookupError::DuplicateName`] for the first name taken; the registry is left
+    /// as it was.
+    pub fn register_all(
+        &self,
+        runners: Vec<Arc<dyn Runner>>,
+        source: Source,
+    ) -> Result<(), LookupError> {
+        let mut entries = self.write();
+        for (i, runner) in runners.iter().enumerate() {
+            let name = &runner.info().name;
+            let twice = runners[..i]
+                .iter()
+                .any(|r| r.info().name.eq_ignore_ascii_case(name));
+            if twice || entries.iter().any(|e| e.key == name.to_lowercase()) {
+                return Err(LookupError::DuplicateName {
+                    name: name.to_string(),
+                });
+            }
+        }
+        for runner in runners {
+            let info = runner.info().clone();
+            insert_into(&mut entries, info, source.clone(), None, Some(runner))?;
+        }
+        Ok(())
+    }
+
+    /// Notes that the plugin file at `path` was loaded into this registry; `false` if
+    /// it already was. For plugin loaders: loading a file twice changes nothing.
+    pub fn note_plugin(&self, path: PathBuf) -> bool {
+        lock(&self.plugins).insert(path)
+    }
+
+    /// `true` if the plugin file at `path` was loaded into this registry.
+    pub fn has_plugin(&self, path: &std::path::Path) -> bool {
+        lock(&self.plugins).contains(path)
     }
 
     /// Adds a name this build knows but cannot run; selecting it says `reason`.
@@ -213,7 +199,7 @@ impl Registry {
         &self,
         info: RunnerInfo,
         reason: &'static str,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), LookupError> {
         self.insert(
             info,
             Source::BuiltIn,
@@ -224,8 +210,7 @@ impl Registry {
 
     fn entry(&self, name: &str) -> Option<Arc<Entry>> {
         let key = name.trim().to_lowercase();
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.iter().find(|e| e.key == key).cloned()
+        self.read().iter().find(|e| e.key == key).cloned()
     }
 
     /// The runner called `name` (any case), created on first use.
@@ -234,12 +219,13 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// - [`RunError::UnknownRunner`], naming the closest name and listing all of them;
-    /// - [`RunError::Unavailable`] if this build does not include the runner;
-    /// - the runner's own error if it cannot be created (the next call tries again).
-    pub fn get(&self, name: &str) -> Result<Arc<dyn Runner>, RunError> {
+    /// - [`LookupError::UnknownRunner`], naming the closest name and listing all;
+    /// - [`LookupError::Unavailable`] if this build does not include the runner;
+    /// - [`LookupError::CannotCreate`] with the runner's own error if it cannot be
+    ///   created (the next call tries again).
+    pub fn get(&self, name: &str) -> Result<Arc<dyn Runner>, LookupError> {
         let Some(entry) = self.entry(name) else {
-            return Err(RunError::UnknownRunner {
+            return Err(LookupError::UnknownRunner {
                 name: name.trim().to_owned(),
                 closest: self.closest(name),
                 available: self.names(),
@@ -251,11 +237,14 @@ impl Registry {
         }
         match &entry.create {
             Some(Create::Make(make)) => {
-                let runner = make()?;
+                let runner = make().map_err(|source| LookupError::CannotCreate {
+                    name: entry.info.name.to_string(),
+                    source,
+                })?;
                 *instance = Some(runner.clone());
                 Ok(runner)
             }
-            Some(Create::Unavailable(reason)) => Err(RunError::Unavailable {
+            Some(Create::Unavailable(reason)) => Err(LookupError::Unavailable {
                 name: entry.info.name.to_string(),
                 reason: (*reason).to_owned(),
             }),
@@ -275,14 +264,15 @@ impl Registry {
 
     /// Every name, sorted.
     pub fn names(&self) -> Vec<String> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries.iter().map(|e| e.info.name.to_string()).collect()
+        self.read()
+            .iter()
+            .map(|e| e.info.name.to_string())
+            .collect()
     }
 
     /// Every runner, sorted by name, for `%autoawait --list`.
     pub fn list(&self) -> Vec<Listing> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
+        self.read()
             .iter()
             .map(|e| Listing {
                 info: e.info.clone(),
@@ -299,26 +289,59 @@ impl Registry {
     /// The registered name closest to `name`, if one is close enough to be a typo.
     pub fn closest(&self, name: &str) -> Option<String> {
         let wanted = name.trim().to_lowercase();
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = self.read();
         let key = closest_name(&wanted, entries.iter().map(|e| e.key.as_str()))?;
         let entry = entries.iter().find(|e| e.key == key)?;
         Some(entry.info.name.to_string())
     }
 
-    /// Shuts down every runner that was created. Each is joined within `grace`.
+    /// Shuts down every runner that was created, each joined within `grace`.
+    ///
+    /// Built-in runners are forgotten as well: the next [`get`](Self::get) starts a
+    /// new one, while handles taken before answer [`RunError::Stopped`](crate::RunError::Stopped). Runners
+    /// registered at run time (and plugins') cannot be made again and stay stopped.
     pub fn shutdown_all(&self, grace: Duration) {
-        let entries = self
-            .entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let entries = self.read().clone();
         for entry in entries {
-            let runner = lock(&entry.instance).clone();
+            let runner = {
+                let mut instance = lock(&entry.instance);
+                match entry.create {
+                    Some(Create::Make(_)) => instance.take(),
+                    _ => instance.clone(),
+                }
+            };
             if let Some(runner) = runner {
                 runner.shutdown(grace);
             }
         }
     }
+}
+
+fn insert_into(
+    entries: &mut Vec<Arc<Entry>>,
+    info: RunnerInfo,
+    source: Source,
+    create: Option<Create>,
+    instance: Option<Arc<dyn Runner>>,
+) -> Result<(), LookupError> {
+    let key = info.name.to_lowercase();
+    if entries.iter().any(|e| e.key == key) {
+        return Err(LookupError::DuplicateName {
+            name: info.name.into_owned(),
+        });
+    }
+    let at = entries.partition_point(|e| e.key < key);
+    entries.insert(
+        at,
+        Arc::new(Entry {
+            key,
+            info,
+            source,
+            create,
+            instance: Mutex::new(instance),
+        }),
+    );
+    Ok(())
 }
 
 impl Default for Registry {
@@ -332,65 +355,5 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("runners", &self.names())
             .finish()
-    }
-}
-
-/// The candidate closest to `name`, if one is close enough to be a typo of it (a
-/// prefix of a candidate counts as one edit): for "did you mean ...?" messages.
-///
-/// ```
-/// use autoawait_core::closest_name;
-///
-/// assert_eq!(closest_name("tokoi", ["smol", "tokio"]), Some("tokio"));
-/// assert_eq!(closest_name("glom", ["glommio"]), Some("glommio"));
-/// assert_eq!(closest_name("xyz", ["tokio"]), None);
-/// ```
-pub fn closest_name<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| {
-            let d = if c.starts_with(name) && !name.is_empty() {
-                1
-            } else {
-                edit_distance(name, c)
-            };
-            (d, c)
-        })
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2))
-        .min_by_key(|(d, c)| (*d, c.len()))
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::edit_distance;
-
-    #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("tokio", "tokio"), 0);
-        assert_eq!(edit_distance("tokoi", "tokio"), 2);
-        assert_eq!(edit_distance("smol", "smol-fresh"), 6);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 }

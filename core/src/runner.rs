@@ -3,13 +3,9 @@
 
 use std::any::type_name;
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::eventual::CancelOnDrop;
@@ -20,7 +16,28 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How a runner runs cells, and what happens to background tasks between cells.
 ///
-/// DESIGN.md's strategy table is the spec; the conformance suite checks it.
+/// | strategy | model | between cells | `run()` inside a cell |
+/// |---|---|---|---|
+/// | threaded | a reactor thread that lives until shutdown (crochet, `reqwest::blocking`) | background tasks keep running | `WouldDeadlock` |
+/// | per-cell | the loop is started for the cell and stopped after it (IPython's terminal) | tasks are suspended; they resume in the next cell | `WouldDeadlock` |
+/// | fresh | a new loop per cell, torn down after it (`trio.run`) | tasks started by a cell end with it | `WouldDeadlock` |
+/// | host | cells run on a loop the host already runs (ipykernel) | tasks keep running on the host loop | per backend |
+/// | nested | re-entrant (`nest_asyncio`) | as its base loop | works, to any depth |
+///
+/// This table is the spec the conformance suite (`autoawait-conformance`) checks for
+/// every runner.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{Registry, Strategy};
+///
+/// let inline = Registry::global().get("inline")?;
+/// assert_eq!(inline.info().strategy, Strategy::Nested);
+/// assert_eq!(Strategy::PerCell.to_string(), "per-cell");
+/// assert_eq!(Strategy::Threaded.between_cells(), "background tasks keep running");
+/// # Ok::<(), autoawait_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Strategy {
@@ -167,12 +184,50 @@ impl RunnerInfo {
 ///
 /// # Examples
 ///
+/// Using one:
+///
 /// ```
 /// use autoawait_core::{Cell, Registry, RunOptions};
 ///
-/// let runner = Registry::global().get("inline").unwrap();
-/// let out = runner.run(Cell::new(async { 6 * 7 }), &RunOptions::default()).unwrap();
+/// let runner = Registry::global().get("inline")?;
+/// let out = runner.run(Cell::new(async { 6 * 7 }), &RunOptions::default())?;
 /// assert_eq!(*out.downcast::<i32>().unwrap(), 42);
+/// # Ok::<(), autoawait_core::Error>(())
+/// ```
+///
+/// Implementing one, in ten lines: cells polled on the caller's thread, no
+/// background tasks. [`kit`](crate::kit) holds what every runner needs.
+///
+/// ```
+/// use std::time::Duration;
+/// use autoawait_core::kit::Lifecycle;
+/// use autoawait_core::{block_on_inline, Advice, Cell, CellResult, EventualResult};
+/// use autoawait_core::{RunError, RunOptions, Runner, RunnerExt, RunnerInfo, Strategy};
+///
+/// struct OnCaller(Lifecycle);
+///
+/// static INFO: RunnerInfo =
+///     RunnerInfo::new("on-caller", "mine", Strategy::Nested, "polls on the caller");
+///
+/// impl Runner for OnCaller {
+///     fn info(&self) -> &RunnerInfo { &INFO }
+///     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
+///         self.0.check()?;
+///         let _driving = self.0.reactor().enter();
+///         block_on_inline(opts.guard(cell.into_local_future()))
+///     }
+///     fn spawn(&self, _cell: Cell) -> Result<EventualResult, RunError> {
+///         let reason = "it has no background tasks".into();
+///         Err(RunError::Unsupported { runner: "on-caller".into(), reason, advice: Advice::default() })
+///     }
+///     fn shutdown(&self, _grace: Duration) { self.0.stop(); }
+/// }
+///
+/// let runner = OnCaller(Lifecycle::new("on-caller"));
+/// assert_eq!(runner.block_on(async { 6 * 7 })?, 42);
+/// runner.shutdown(Duration::ZERO);
+/// assert!(runner.block_on(async {}).unwrap_err().is_stopped());
+/// # Ok::<(), RunError>(())
 /// ```
 pub trait Runner: Send + Sync + 'static {
     /// What this runner is.
@@ -294,96 +349,4 @@ pub fn downcast<T: 'static>(out: CellOutput) -> T {
             type_name::<T>()
         ),
     }
-}
-
-/// The identity of a loop: the thread driving it is marked with it, so that a
-/// blocking call on that thread is refused with [`RunError::WouldDeadlock`].
-///
-/// # Examples
-///
-/// ```
-/// use autoawait_core::ReactorId;
-///
-/// let reactor = ReactorId::new("my-loop");
-/// assert!(!reactor.is_current());
-/// let guard = reactor.enter();
-/// assert!(reactor.is_current());
-/// assert_eq!(autoawait_core::current_runner_name().as_deref(), Some("my-loop"));
-/// drop(guard);
-/// assert!(!reactor.is_current());
-/// ```
-///
-/// A plain value (`Copy`): entering it on every poll, or moving it into every cell,
-/// touches no reference count that the caller's thread and the loop's thread would
-/// pass back and forth.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ReactorId {
-    id: u64,
-    name: &'static str,
-}
-
-thread_local! {
-    static DRIVING: RefCell<Vec<ReactorId>> = const { RefCell::new(Vec::new()) };
-}
-
-impl ReactorId {
-    /// A new identity for the loop of runner `name`.
-    pub fn new(name: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ReactorId {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
-            name: intern(name),
-        }
-    }
-
-    /// The runner's name.
-    pub fn name(&self) -> &str {
-        self.name
-    }
-
-    /// Marks this thread as driving the loop until the guard is dropped.
-    pub fn enter(&self) -> ReactorGuard {
-        DRIVING.with(|d| d.borrow_mut().push(*self));
-        ReactorGuard(())
-    }
-
-    /// `true` if this thread is driving the loop right now.
-    pub fn is_current(&self) -> bool {
-        DRIVING.with(|d| d.borrow().contains(self))
-    }
-}
-
-/// `name` with a static lifetime: each distinct runner name is stored once for the
-/// life of the process (there are a handful).
-fn intern(name: &str) -> &'static str {
-    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(known) = names.get(name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.into());
-    names.insert(leaked);
-    leaked
-}
-
-impl fmt::Debug for ReactorId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReactorId({}, {:?})", self.id, self.name)
-    }
-}
-
-/// Returned by [`ReactorId::enter`]; unmarks the thread when dropped.
-#[derive(Debug)]
-pub struct ReactorGuard(());
-
-impl Drop for ReactorGuard {
-    fn drop(&mut self) {
-        DRIVING.with(|d| d.borrow_mut().pop());
-    }
-}
-
-/// The name of the runner whose loop this thread drives right now (the innermost,
-/// when runners nest), if any.
-pub fn current_runner_name() -> Option<String> {
-    DRIVING.with(|d| d.borrow().last().map(|r| r.name.to_owned()))
 }

@@ -1,9 +1,54 @@
 //! [`Selector`]: the `%autoawait` magic, shared by every front end.
 
-use std::fmt::Write as _;
+use std::error::Error;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use crate::{Registry, RunError, Runner};
+use crate::{LookupError, Registry, Runner};
+
+/// Why `%autoawait` refused its argument; the selector's state is unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{Registry, SelectError, Selector};
+///
+/// let mut selector = Selector::new(Registry::global());
+/// assert!(matches!(selector.handle("on off"), Err(SelectError::Usage(_))));
+/// assert!(matches!(selector.handle("tokoi"), Err(SelectError::Lookup(_))));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SelectError {
+    /// The argument is not one `%autoawait` takes; the message says which are.
+    Usage(String),
+    /// The runner cannot be had.
+    Lookup(LookupError),
+}
+
+impl fmt::Display for SelectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SelectError::Usage(message) => f.write_str(message),
+            SelectError::Lookup(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Error for SelectError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            SelectError::Usage(_) => None,
+            SelectError::Lookup(e) => Some(e),
+        }
+    }
+}
+
+impl From<LookupError> for SelectError {
+    fn from(e: LookupError) -> Self {
+        SelectError::Lookup(e)
+    }
+}
 
 /// The `%autoawait` state machine: is autoawait on, and which runner cells use.
 ///
@@ -91,7 +136,7 @@ impl<'r> Selector<'r> {
     /// # Errors
     ///
     /// If the runner cannot be created (see [`Registry::get`]).
-    pub fn runner(&mut self) -> Result<Arc<dyn Runner>, RunError> {
+    pub fn runner(&mut self) -> Result<Arc<dyn Runner>, LookupError> {
         if let Some(runner) = &self.runner {
             return Ok(runner.clone());
         }
@@ -105,7 +150,7 @@ impl<'r> Selector<'r> {
     /// # Errors
     ///
     /// As [`Registry::get`]; the previous state is kept.
-    pub fn select(&mut self, name: &str) -> Result<(), RunError> {
+    pub fn select(&mut self, name: &str) -> Result<(), LookupError> {
         let runner = self.registry.get(name)?;
         self.name = runner.info().name.to_string();
         self.runner = Some(runner);
@@ -132,30 +177,27 @@ impl<'r> Selector<'r> {
     ///
     /// # Errors
     ///
-    /// [`RunError::InvalidArgument`] for more than one argument or an unknown flag;
-    /// [`RunError::UnknownRunner`] / [`RunError::Unavailable`] for a name that cannot be
-    /// selected. The state is unchanged on error.
-    pub fn handle(&mut self, arg: &str) -> Result<String, RunError> {
+    /// [`SelectError::Usage`] for more than one argument or an unknown flag;
+    /// [`SelectError::Lookup`] for a name that cannot be selected. The state is
+    /// unchanged on error.
+    pub fn handle(&mut self, arg: &str) -> Result<String, SelectError> {
         let arg = arg.trim();
         if arg.is_empty() {
             return Ok(self.status());
         }
         if arg.split_whitespace().nth(1).is_some() {
-            return Err(RunError::InvalidArgument {
-                message: format!(
-                    "%autoawait takes one argument (on, off, a runner name or --list), \
-                     not `{arg}`"
-                ),
-            });
+            return Err(SelectError::Usage(format!(
+                "%autoawait takes one argument (on, off, a runner name or --list), not `{arg}`"
+            )));
         }
         match arg.to_lowercase().as_str() {
             "on" | "true" | "1" => self.on = true,
             "off" | "false" | "0" => self.on = false,
             "--list" | "-l" => return Ok(self.table()),
             flag if flag.starts_with('-') => {
-                return Err(RunError::InvalidArgument {
-                    message: format!("%autoawait has no option `{arg}`; its only option is --list"),
-                })
+                return Err(SelectError::Usage(format!(
+                    "%autoawait has no option `{arg}`; its only option is --list"
+                )))
             }
             _ => self.select(arg)?,
         }

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use autoawait_core::{
-    block_on_inline, Cell, CellId, EventualResult, ReactorId, Registry, RunError, Runner,
+    block_on_inline, Cell, CellId, EventualResult, ReactorId, Registry, RunError, Runner, WaitError,
 };
 
 fn inline() -> Arc<dyn Runner> {
@@ -27,14 +27,14 @@ fn a_wait_that_times_out_keeps_the_result_retrievable() {
     assert!(!eventual.is_done());
     assert!(eventual.try_result().is_none());
     let err = eventual.wait(Some(Duration::from_millis(10))).unwrap_err();
-    assert!(matches!(err, RunError::NotReady { .. }), "{err:?}");
+    assert!(matches!(err, WaitError::NotReady { .. }), "{err:?}");
     assert!(err.to_string().contains("can be waited for again"));
     completer.complete(Ok(Box::new(5u32)));
     assert!(eventual.is_done());
     let out = eventual.wait(Some(Duration::from_millis(10))).unwrap();
     assert_eq!(*out.downcast::<u32>().unwrap(), 5);
     // The value was moved out; a second wait says so.
-    assert!(matches!(eventual.wait(None), Err(RunError::AlreadyTaken)));
+    assert!(matches!(eventual.wait(None), Err(WaitError::AlreadyTaken)));
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn stash_and_retrieve_once() {
     let back = EventualResult::retrieve(id).unwrap();
     assert_eq!(*back.wait(None).unwrap().downcast::<u8>().unwrap(), 11);
     let err = EventualResult::retrieve(id).unwrap_err();
-    assert!(matches!(err, RunError::NotStashed { id: i } if i == id));
+    assert!(matches!(err, WaitError::NotStashed { id: i } if i == id));
     assert!(err.to_string().contains("can be retrieved once"));
 }
 
@@ -144,7 +144,9 @@ fn a_task_dropped_unfinished_says_why() {
     );
     drop(task);
     let err = eventual.wait(None).unwrap_err();
-    assert!(matches!(&err, RunError::TaskDropped { runner } if runner == "tokio-fresh"));
+    assert!(
+        matches!(&err, WaitError::Run(RunError::TaskDropped { runner }) if runner == "tokio-fresh")
+    );
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::thread;
 use std::time::Duration;
 
 use autoawait_core::{
-    Cell, CellResult, EventualResult, Registry, RunError, RunOptions, Runner, RunnerExt,
-    RunnerFactory, RunnerInfo, Selector, Source, Strategy,
+    Cell, CellResult, EventualResult, LookupError, Registry, RunError, RunOptions, Runner,
+    RunnerExt, RunnerFactory, RunnerInfo, Selector, Source, Strategy,
 };
 use proptest::prelude::*;
 
@@ -148,7 +148,7 @@ fn lookups_are_case_insensitive_and_create_one_instance_for_8_threads() {
 fn unknown_names_suggest_the_closest_and_list_all() {
     let registry = Registry::new();
     let err = registry.get("inlnie").unwrap_err();
-    let RunError::UnknownRunner {
+    let LookupError::UnknownRunner {
         closest, available, ..
     } = &err
     else {
@@ -171,7 +171,7 @@ fn unknown_names_suggest_the_closest_and_list_all() {
 #[test]
 fn a_compiled_out_runner_says_which_feature_to_enable() {
     let err = Registry::new().get("glommio-test").unwrap_err();
-    assert!(matches!(err, RunError::Unavailable { .. }));
+    assert!(matches!(err, LookupError::Unavailable { .. }));
     assert_eq!(
         err.to_string(),
         "runner `glommio-test` is not available: runner `glommio-test` is not enabled in \
@@ -184,7 +184,11 @@ fn a_failing_factory_is_an_error_and_is_retried() {
     let registry = Registry::new();
     for _ in 0..2 {
         let err = registry.get("broken-test").unwrap_err();
-        assert_eq!(err.to_string(), "backend error: no such device");
+        assert_eq!(
+            err.to_string(),
+            "runner `broken-test` cannot start: backend error: no such device"
+        );
+        assert!(matches!(err, LookupError::CannotCreate { .. }));
     }
 }
 
@@ -193,7 +197,7 @@ fn runners_registered_at_run_time_join_and_duplicates_are_refused() {
     let registry = Registry::empty();
     registry.register(own_runner("mine")).unwrap();
     let err = registry.register(own_runner("MINE")).unwrap_err();
-    assert!(matches!(&err, RunError::DuplicateName { name } if name == "MINE"));
+    assert!(matches!(&err, LookupError::DuplicateName { name } if name == "MINE"));
     assert_eq!(registry.names(), ["mine"]);
     let listing = registry.list();
     assert_eq!(listing[0].source, Source::Registered);
@@ -364,7 +368,7 @@ proptest! {
         let typo: String = typo.into_iter().collect();
         prop_assume!(!registry.contains(&typo));
         let err = registry.get(&typo).unwrap_err();
-        let RunError::UnknownRunner { closest, .. } = err else { panic!() };
+        let LookupError::UnknownRunner { closest, .. } = err else { panic!() };
         prop_assert_eq!(closest.map(|c| c.to_lowercase()), Some(name.to_owned()));
     }
 }

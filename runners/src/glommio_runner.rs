@@ -6,20 +6,32 @@
 //! strategy is offered: a fresh executor per cell costs about 0.2 ms and leaks an
 //! eventfd upstream, so a per-cell glommio runner would exhaust file descriptors.
 //! glommio's sockets are `!Send`, so this runner's [`Services`] offer timers only.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use autoawait_core::kit::Config;
+//! use autoawait_core::RunnerExt;
+//! use autoawait_runners::glommio_runner::Glommio;
+//!
+//! // Needs io_uring and a locked-memory limit of about 1.6 MiB (`ulimit -l`).
+//! let runner = Glommio::new(Config::new("glommio"))?;
+//! assert_eq!(runner.block_on(async { 6 * 7 })?, 42);
+//! # Ok::<(), autoawait_core::RunError>(())
+//! ```
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
-use autoawait_core::handoff::{self, ReplySender};
+use autoawait_core::kit::{
+    lock, reply, thread_error, Config, Joiner, Lifecycle, Mailbox, ReplySender, JOIN_MARGIN,
+};
 use autoawait_core::{
-    BoxFuture, CancelToken, Capabilities, Cell, CellResult, EventualResult, Joiner, ReactorId,
-    RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
+    BoxFuture, CancelToken, Capabilities, Cell, CellResult, EventualResult, ReactorId, RunError,
+    RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
 };
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -34,7 +46,6 @@ const INFO: RunnerInfo = RunnerInfo::new(
     keeps_tasks: true,
     local_cells: true,
 });
-static STATIC_INFO: RunnerInfo = INFO;
 
 /// Memory registered with io_uring for the executor: small, because an unprivileged
 /// process has 8 MiB of locked memory at most.
@@ -43,76 +54,35 @@ const IO_MEMORY: usize = 512 * 1024;
 /// Work for the executor thread: spawns a cell there.
 type Job = Box<dyn FnOnce() + Send>;
 
-#[derive(Default)]
-struct Inbox {
-    jobs: Mutex<(VecDeque<Job>, Option<Waker>, bool)>,
-}
-
-impl Inbox {
-    /// Queues `job`; `false` if the executor has stopped.
-    fn push(&self, job: Job) -> bool {
-        let mut inbox = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if inbox.2 {
-            return false;
-        }
-        inbox.0.push_back(job);
-        let waker = inbox.1.take();
-        drop(inbox);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        true
-    }
-
-    fn close(&self) {
-        let mut inbox = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        inbox.2 = true;
-        let waker = inbox.1.take();
-        drop(inbox);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-/// The next job, or `None` once the inbox is closed and drained.
-struct NextJob<'a>(&'a Inbox);
-
-impl Future for NextJob<'_> {
-    type Output = Option<Job>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Job>> {
-        let mut inbox = self.0.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = inbox.0.pop_front() {
-            return Poll::Ready(Some(job));
-        }
-        if inbox.2 {
-            return Poll::Ready(None);
-        }
-        inbox.1 = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-struct Glommio {
-    reactor: ReactorId,
-    inbox: Arc<Inbox>,
+/// `glommio`: see the [module docs](self).
+pub struct Glommio {
+    info: RunnerInfo,
+    life: Lifecycle,
+    config: Config,
+    mailbox: Arc<Mailbox<Job>>,
     /// Guards the background tasks; cancelled at shutdown, so that they are dropped
     /// (glommio would keep a detached task that waits forever).
     tasks: CancelToken,
     thread: Mutex<Option<Joiner>>,
-    stopped: AtomicBool,
 }
 
 impl Glommio {
-    fn start() -> Result<Self, RunError> {
-        let inbox = Arc::new(Inbox::default());
-        let reactor = ReactorId::new(&INFO.name);
+    /// Starts the executor on its own thread.
+    ///
+    /// # Errors
+    ///
+    /// If the thread cannot start, or glommio cannot set up io_uring (the message
+    /// says which limit to raise).
+    pub fn new(config: Config) -> Result<Self, RunError> {
+        let life = Lifecycle::new(&config.name);
+        let reactor = life.reactor();
+        let mailbox: Arc<Mailbox<Job>> = Arc::default();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), RunError>>(1);
-        let thread_inbox = inbox.clone();
-        let thread = Joiner::spawn("glommio", move || {
+        let jobs = mailbox.clone();
+        let name = config.thread_name.to_string();
+        let thread = Joiner::spawn(&config.thread_name, move || {
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
-                .name("glommio")
+                .name(&name)
                 .io_memory(IO_MEMORY)
                 .make()
             {
@@ -125,63 +95,51 @@ impl Glommio {
             let _ = ready_tx.send(Ok(()));
             let _driving = reactor.enter();
             executor.run(async move {
-                while let Some(job) = NextJob(&thread_inbox).await {
-                    job();
+                let mut queue = VecDeque::new();
+                while jobs.wait().await {
+                    jobs.take(&mut queue);
+                    queue.drain(..).for_each(|job: Job| job());
                 }
-                // Shutdown cancelled the tasks before it closed the inbox: let them
-                // see it and end before the executor goes.
+                // Shutdown cancelled the tasks before it closed the mailbox: let
+                // them see it and end before the executor goes.
                 yield_now().await;
             });
         })
-        .map_err(RunError::backend)?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Glommio {
-                reactor,
-                inbox,
-                tasks: CancelToken::new(),
-                thread: Mutex::new(Some(thread)),
-                stopped: AtomicBool::new(false),
-            }),
-            Ok(Err(err)) => {
-                thread.join_within(Duration::from_secs(5));
-                Err(err)
-            }
-            Err(_) => {
-                thread.join_within(Duration::from_secs(5));
-                Err(RunError::backend(io::Error::other(
-                    "the glommio thread died while starting its executor",
-                )))
-            }
+        .map_err(|e| thread_error(&config.thread_name, e))?;
+        let started = match ready_rx.recv() {
+            Ok(started) => started,
+            Err(_) => Err(RunError::backend(io::Error::other(
+                "the glommio thread died while starting its executor",
+            ))),
+        };
+        if let Err(err) = started {
+            thread.join_within(Duration::from_secs(5));
+            return Err(err);
         }
-    }
-
-    fn stopped(&self) -> RunError {
-        RunError::Stopped {
-            runner: INFO.name.to_string(),
-        }
+        Ok(Glommio {
+            info: RunnerInfo {
+                name: config.name.clone(),
+                ..INFO
+            },
+            life,
+            config,
+            mailbox,
+            tasks: CancelToken::new(),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Runs `job` on the executor thread.
     fn submit(&self, job: Job) -> Result<(), RunError> {
-        if self.stopped.load(Ordering::Acquire) || !self.inbox.push(job) {
-            return Err(self.stopped());
-        }
-        Ok(())
+        self.life.check()?;
+        self.mailbox.push(job).map_err(|_| self.life.stopped())
     }
 }
 
 /// Spawns the cell on the executor and replies with its result.
 fn spawn_cell(cell: Cell, opts: RunOptions, reply: ReplySender<CellResult>) {
-    let fut = cell.into_local_future();
-    glommio::spawn_local(async move {
-        let out = if opts.is_empty() {
-            fut.await
-        } else {
-            opts.guard(fut).await
-        };
-        reply.send(out);
-    })
-    .detach();
+    let fut = opts.guard(cell.into_local_future());
+    glommio::spawn_local(async move { reply.send(fut.await) }).detach();
 }
 
 /// Spawns a background task on the executor (call on its thread), dropped when
@@ -212,46 +170,40 @@ async fn yield_now() {
 
 impl Runner for Glommio {
     fn info(&self) -> &RunnerInfo {
-        &STATIC_INFO
+        &self.info
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
-        if self.reactor.is_current() {
-            return Err(RunError::would_deadlock(
-                &INFO.name,
-                "run() from inside a cell of this runner",
-            ));
-        }
-        let (tx, rx) = handoff::reply(handoff::default_spin());
+        self.life.check_run()?;
+        let (tx, rx) = reply(self.config.spin);
         let opts = opts.clone();
         self.submit(Box::new(move || spawn_cell(cell, opts, tx)))?;
-        rx.recv().unwrap_or_else(|| Err(self.stopped()))
+        rx.recv().unwrap_or_else(|| Err(self.life.lost()))
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(self.stopped());
+        self.life.check()?;
+        let reactor = self.life.reactor();
+        if reactor.is_current() {
+            return Ok(spawn_task(cell, &reactor, self.tasks.clone()));
         }
-        if self.reactor.is_current() {
-            return Ok(spawn_task(cell, &self.reactor, self.tasks.clone()));
-        }
-        let (tx, rx) = handoff::reply(handoff::default_spin());
-        let (reactor, tasks) = (self.reactor, self.tasks.clone());
+        let (tx, rx) = reply(self.config.spin);
+        let tasks = self.tasks.clone();
         self.submit(Box::new(move || tx.send(spawn_task(cell, &reactor, tasks))))?;
-        rx.recv().ok_or_else(|| self.stopped())
+        rx.recv().ok_or_else(|| self.life.lost())
     }
 
     fn shutdown(&self, grace: Duration) {
-        self.stopped.store(true, Ordering::Release);
+        self.life.stop();
         self.tasks.cancel();
-        self.inbox.close();
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(self.mailbox.close());
+        let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
-            if self.reactor.is_current() {
+            if self.life.reactor().is_current() {
                 return; // shutdown from a cell: the thread ends when the cell returns
             }
             // A cell stuck in blocking code cannot be stopped: left detached.
-            thread.join_within(grace);
+            thread.join_within(grace.saturating_add(JOIN_MARGIN));
         }
     }
 
@@ -262,7 +214,7 @@ impl Runner for Glommio {
 
 impl Drop for Glommio {
     fn drop(&mut self) {
-        self.shutdown(Duration::from_secs(1));
+        self.shutdown(self.config.drop_grace);
     }
 }
 
@@ -287,8 +239,8 @@ fn explain(err: glommio::GlommioError<()>) -> RunError {
     RunError::backend(io::Error::other(format!("glommio cannot start: {text}")))
 }
 
-fn make() -> Result<Arc<dyn Runner>, RunError> {
-    Ok(Arc::new(Glommio::start()?))
-}
+runner_debug!(Glommio);
 
-inventory::submit! { RunnerFactory::new(INFO, make) }
+inventory::submit! {
+    RunnerFactory::new(INFO, || Ok(Arc::new(Glommio::new(Config::new("glommio"))?)))
+}

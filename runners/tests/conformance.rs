@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use autoawait_core::{
     CancelToken, Cell, CellId, EventualResult, Registry, RunError, RunOptions, Runner, RunnerExt,
-    Strategy,
+    Strategy, WaitError,
 };
 use autoawait_runners as _;
 use autoawait_static_example as _;
@@ -58,8 +58,7 @@ struct Fixture {
 fn registry_for(name: &str) -> Registry {
     let registry = Registry::new();
     if name.starts_with("twisted") {
-        registry
-            .load_plugin(twisted_plugin())
+        autoawait_plugin::load(&registry, twisted_plugin())
             .unwrap_or_else(|e| panic!("cannot load the twisted plugin: {e}"));
     }
     registry
@@ -291,7 +290,10 @@ fn background_tasks_between_cells(name: &str) {
         Strategy::Fresh => {
             assert_eq!(during, 0, "a fresh runner must drop tasks with their cell");
             let err = task.wait(Some(Duration::from_secs(5))).unwrap_err();
-            assert!(matches!(err, RunError::TaskDropped { .. }), "{err:?}");
+            assert!(
+                err.as_run_error().is_some_and(RunError::is_task_dropped),
+                "{err:?}"
+            );
         }
         _ => {
             assert!(
@@ -373,18 +375,20 @@ fn blocking_on_the_reactor_thread(name: &str) {
         // Tasks may run elsewhere (their own threads, other workers): waiting may work.
         _ if info.capabilities.nests => {
             assert!(
-                matches!(waited, Ok(9) | Err(RunError::WouldDeadlock { .. })),
+                matches!(&waited, Ok(9))
+                    || waited.as_ref().is_err_and(WaitError::is_would_deadlock),
                 "{waited:?}"
             );
         }
         Strategy::Host => {
             assert!(
-                matches!(waited, Ok(9) | Err(RunError::WouldDeadlock { .. })),
+                matches!(&waited, Ok(9))
+                    || waited.as_ref().is_err_and(WaitError::is_would_deadlock),
                 "{waited:?}"
             );
         }
         _ => assert!(
-            waited.as_ref().is_err_and(RunError::is_would_deadlock),
+            waited.as_ref().is_err_and(WaitError::is_would_deadlock),
             "{waited:?}"
         ),
     }
@@ -601,7 +605,7 @@ fn services(name: &str) {
             }),
             &RunOptions::default(),
         )
-        .map(autoawait_core::downcast::<Result<autoawait_core::CellOutput, RunError>>)
+        .map(autoawait_core::downcast::<autoawait_core::WaitResult>)
         .unwrap()
         .unwrap();
     assert_eq!(

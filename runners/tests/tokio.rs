@@ -193,7 +193,13 @@ fn runners_that_cannot_nest_refuse_inside_another_runtime() {
             let err = rt
                 .block_on(async { f.0.block_on(async { 1 }) })
                 .unwrap_err();
-            assert!(err.is_would_deadlock(), "{name}: {err:?}");
+            // Blocking would freeze the caller's runtime; `tokio-host` may have been
+            // handed that very runtime, which would then wait for itself.
+            if name == "tokio-host" {
+                assert!(err.is_would_deadlock(), "{name}: {err:?}");
+            } else {
+                assert!(err.is_would_block(), "{name}: {err:?}");
+            }
         }
     });
 }
@@ -375,6 +381,6 @@ fn nested_refuses_a_local_set_instead_of_panicking() {
         let err = local
             .block_on(&rt, async { f.0.block_on(async { 1 }) })
             .unwrap_err();
-        assert!(err.is_would_deadlock(), "{err:?}");
+        assert!(err.is_would_block(), "{err:?}");
     });
 }

@@ -10,8 +10,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use autoawait_core::{
-    current_cell, BoxFuture, ByteStream, Cell, CellId, CellResult, EventualResult, Listener,
-    Registry, RunError, RunOptions, Runner,
+    current_cell, BoxFuture, ByteStream, Cell, CellId, EventualResult, Listener, Registry,
+    RunError, RunOptions, Runner, WaitError, WaitResult,
 };
 use futures::future::{join_all, select, Either};
 use futures_io::{AsyncRead, AsyncWrite};
@@ -20,7 +20,9 @@ use mlua::{
 };
 
 use crate::engine::{self, in_sync_cell, Shared};
-use crate::output::{show_value, ErrorInfo, Output, Rich};
+use crate::errors::{external, lua_error};
+use crate::output::{show_value, Output, Rich};
+use crate::{ErrorInfo, ErrorKind};
 
 /// Turns what an awaited future produced into Lua values (run with the Lua state).
 pub(crate) type Convert = Box<dyn FnOnce(&Lua) -> mlua::Result<MultiValue> + Send>;
@@ -124,13 +126,13 @@ pub(crate) struct TaskState {
     shared: Arc<Shared>,
 }
 
-fn task_result(result: CellResult) -> mlua::Result<MultiValue> {
+fn task_result(result: WaitResult) -> mlua::Result<MultiValue> {
     match result {
         Ok(out) => match out.downcast::<mlua::Result<MultiValue>>() {
             Ok(values) => *values,
             Err(_) => Err(lua_err("the task returned a value that is not Lua's")),
         },
-        Err(err) => Err(mlua::Error::external(err)),
+        Err(err) => Err(external(&err)),
     }
 }
 
@@ -189,8 +191,8 @@ impl Drop for TaskState {
 }
 
 fn report_task_error(shared: &Shared, origin: CellId, err: &mlua::Error) {
-    let mut info = engine::lua_error(err);
-    if info.kind == "Cancelled" {
+    let mut info = lua_error(err);
+    if info.kind == ErrorKind::Cancelled {
         return;
     }
     info.message = format!(
@@ -215,9 +217,7 @@ impl UserData for TaskUd {
                 let limit = seconds(secs)?;
                 match select(Box::pin(wait), Box::pin(autoawait_core::sleep(limit))).await {
                     Either::Left((result, _)) => result,
-                    Either::Right(_) => {
-                        Err(mlua::Error::external(RunError::NotReady { waited: limit }))
-                    }
+                    Either::Right(_) => Err(external(&WaitError::NotReady { waited: limit })),
                 }
             }
         });
@@ -450,7 +450,7 @@ fn check_backend(shared: &Shared, needs: &str) -> mlua::Result<()> {
     if backend == needs {
         return Ok(());
     }
-    Err(mlua::Error::external(RunError::WrongRuntime {
+    Err(external(&RunError::WrongRuntime {
         needs: needs.into(),
         runner,
         detail: String::new(),
@@ -563,7 +563,7 @@ fn service_sleep(shared: &Arc<Shared>, secs: f64, module: Option<&str>) -> mlua:
     if let Some(needs) = module {
         check_backend(shared, needs)?;
     }
-    let runner = shared.active_runner().map_err(mlua::Error::external)?;
+    let runner = shared.active_runner().map_err(|e| external(&e))?;
     let backend = runner.info().backend.to_string();
     let (fut, needs): (BoxFuture<'static, ()>, _) = match runner.services() {
         Some(services) if backend != "core" => {
@@ -714,8 +714,8 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     g.set(
         "spawn",
         lua.create_function(move |_, (func, args): (Function, MultiValue)| {
-            let runner = s.active_runner().map_err(mlua::Error::external)?;
-            spawn_task(&s, &runner, func, args, s.output_cell()).map_err(mlua::Error::external)
+            let runner = s.active_runner().map_err(|e| external(&e))?;
+            spawn_task(&s, &runner, func, args, s.output_cell()).map_err(|e| external(&e))
         })?,
     )?;
 
@@ -723,8 +723,8 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     g.set(
         "detach",
         lua.create_function(move |_, (func, args): (Function, MultiValue)| {
-            let runner = s.active_runner().map_err(mlua::Error::external)?;
-            spawn_task(&s, &runner, func, args, detached()).map_err(mlua::Error::external)
+            let runner = s.active_runner().map_err(|e| external(&e))?;
+            spawn_task(&s, &runner, func, args, detached()).map_err(|e| external(&e))
         })?,
     )?;
 
@@ -775,7 +775,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         "connect",
         lua.create_function(move |_, addr: String| {
             let target = parse_addr(&addr)?;
-            let runner = s.active_runner().map_err(mlua::Error::external)?;
+            let runner = s.active_runner().map_err(|e| external(&e))?;
             let services = runner
                 .services()
                 .ok_or_else(|| lua_err(no_services(&*runner)))?;
@@ -804,7 +804,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         "listen",
         lua.create_function(move |_, addr: String| {
             let target = parse_addr(&addr)?;
-            let runner = s.active_runner().map_err(mlua::Error::external)?;
+            let runner = s.active_runner().map_err(|e| external(&e))?;
             let services = runner
                 .services()
                 .ok_or_else(|| lua_err(no_services(&*runner)))?;
@@ -870,9 +870,9 @@ fn run_nested(lua: &Lua, shared: &Arc<Shared>, source: &str) -> mlua::Result<Mul
     let runner = if sync {
         None
     } else {
-        let runner = shared.active_runner().map_err(mlua::Error::external)?;
+        let runner = shared.active_runner().map_err(|e| external(&e))?;
         if !runner.info().capabilities.nests {
-            return Err(mlua::Error::external(RunError::would_deadlock(
+            return Err(external(&RunError::would_deadlock(
                 &runner.info().name,
                 "run_cell() from inside a cell",
             )));

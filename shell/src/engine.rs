@@ -8,14 +8,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use autoawait_core::{
-    current_cell, current_runner_name, CancelToken, Cell, CellId, CellResult, Registry, RunError,
-    RunOptions, Runner, Selector,
+    current_cell, current_runner_name, CancelToken, Cell, CellId, CellResult, LookupError,
+    Registry, RunError, RunOptions, Runner, Selector,
 };
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 
 use crate::builtins::{self, RichValue};
+use crate::errors::lua_error;
 use crate::magics;
-use crate::output::{show_values, ErrorInfo, Output, Rich, Sink};
+use crate::output::{show_values, Output, Rich, Sink};
+use crate::{ErrorInfo, ErrorKind};
 
 /// What running one cell gave: its number and whether it failed.
 ///
@@ -78,7 +80,7 @@ impl Shared {
     }
 
     /// The runner whose loop drives this thread, else the selected one.
-    pub(crate) fn active_runner(&self) -> Result<Arc<dyn Runner>, RunError> {
+    pub(crate) fn active_runner(&self) -> Result<Arc<dyn Runner>, LookupError> {
         if let Some(name) = current_runner_name() {
             if let Ok(runner) = Registry::global().get(&name) {
                 return Ok(runner);
@@ -422,7 +424,7 @@ impl Engine {
         };
         let result = match runner {
             Some(runner) => {
-                let runner = runner.map_err(|e| run_error(&e))?;
+                let runner = runner.map_err(|e| ErrorInfo::from(&e))?;
                 let fut = func.call_async::<MultiValue>(());
                 runner.run(Cell::with_origin(id, fut), opts)
             }
@@ -476,11 +478,11 @@ pub(crate) fn cell_values(result: CellResult) -> Result<MultiValue, ErrorInfo> {
         Ok(out) => match out.downcast::<mlua::Result<MultiValue>>() {
             Ok(values) => values.map_err(|e| lua_error(&e)),
             Err(_) => Err(ErrorInfo::new(
-                "RunError",
+                ErrorKind::RunError,
                 "the runner returned another cell's output",
             )),
         },
-        Err(err) => Err(run_error(&err)),
+        Err(err) => Err(ErrorInfo::from(&err)),
     }
 }
 
@@ -630,99 +632,6 @@ pub(crate) fn is_complete(lua: &Lua, source: &str) -> Completeness {
             }
         }
         _ => Completeness::Complete,
-    }
-}
-
-/// The kind name of a [`RunError`], as an error's `ename`.
-pub(crate) fn run_error_kind(err: &RunError) -> &'static str {
-    match err {
-        RunError::Cancelled => "Cancelled",
-        RunError::TimedOut { .. } => "TimedOut",
-        RunError::WouldDeadlock { .. } => "WouldDeadlock",
-        RunError::WrongRuntime { .. } => "WrongRuntime",
-        RunError::Panicked { .. } => "Panicked",
-        RunError::Stopped { .. } => "Stopped",
-        RunError::NotRestartable { .. } => "NotRestartable",
-        RunError::Unsupported { .. } => "Unsupported",
-        RunError::TaskDropped { .. } => "TaskDropped",
-        RunError::NotReady { .. } => "NotReady",
-        RunError::UnknownRunner { .. }
-        | RunError::Unavailable { .. }
-        | RunError::InvalidArgument { .. } => "UsageError",
-        RunError::Failed { .. } => "LuaError",
-        _ => "RunError",
-    }
-}
-
-/// A [`RunError`] as an [`ErrorInfo`].
-pub(crate) fn run_error(err: &RunError) -> ErrorInfo {
-    ErrorInfo::new(run_error_kind(err), err.to_string())
-}
-
-/// A Lua error as an [`ErrorInfo`]: the innermost message, its kind, the traceback.
-pub(crate) fn lua_error(err: &mlua::Error) -> ErrorInfo {
-    let mut traceback = Vec::new();
-    let mut context = Vec::new();
-    let mut err = err;
-    loop {
-        match err {
-            mlua::Error::CallbackError {
-                traceback: tb,
-                cause,
-            } => {
-                if traceback.is_empty() {
-                    traceback = split_traceback(tb).1;
-                }
-                err = cause;
-            }
-            mlua::Error::WithContext { context: c, cause } => {
-                context.push(c.clone());
-                err = cause;
-            }
-            _ => break,
-        }
-    }
-    let (kind, message) = match err {
-        mlua::Error::SyntaxError { message, .. } => ("SyntaxError".to_owned(), message.clone()),
-        mlua::Error::RuntimeError(text) => {
-            let (message, tb) = split_traceback(text);
-            if traceback.is_empty() {
-                traceback = tb;
-            }
-            ("LuaError".to_owned(), message)
-        }
-        mlua::Error::ExternalError(e) => match e.downcast_ref::<RunError>() {
-            Some(run) => (run_error_kind(run).to_owned(), run.to_string()),
-            None => match e.downcast_ref::<ErrorInfo>() {
-                Some(info) => (info.kind.clone(), info.message.clone()),
-                None => ("LuaError".to_owned(), e.to_string()),
-            },
-        },
-        other => ("LuaError".to_owned(), other.to_string()),
-    };
-    let mut message = message;
-    for c in context.iter().rev() {
-        message = format!("{c}: {message}");
-    }
-    ErrorInfo {
-        kind,
-        message,
-        traceback,
-    }
-}
-
-fn split_traceback(text: &str) -> (String, Vec<String>) {
-    match text.split_once("\nstack traceback:\n") {
-        Some((message, tb)) => {
-            let mut lines = vec!["stack traceback:".to_owned()];
-            lines.extend(
-                tb.lines()
-                    .map(|l| format!("  {}", l.trim()))
-                    .filter(|l| !l.contains("[C]: in ?")),
-            );
-            (message.to_owned(), lines)
-        }
-        None => (text.to_owned(), Vec::new()),
     }
 }
 

@@ -18,7 +18,8 @@ use autoawait_kernel::{
 use mlua::{Lua, Table, Value};
 
 use crate::{
-    Completeness as LuaCompleteness, Engine, ErrorInfo, Output, Rich, Sink, BUILTINS, MAGICS,
+    Completeness as LuaCompleteness, Engine, ErrorInfo, ErrorKind, Output, Rich, Sink, BUILTINS,
+    MAGICS,
 };
 
 /// The engine's outputs, sent through the kernel. The running cell's value and error
@@ -120,7 +121,7 @@ impl LuaSession {
             engine
                 .selector()
                 .handle(name)
-                .map_err(|e| ErrorInfo::new("UsageError", e.to_string()))?;
+                .map_err(|e| ErrorInfo::from(&e))?;
         }
         install_kernel_builtins(&engine, out)?;
         Ok(LuaSession { engine, sink })
@@ -130,7 +131,7 @@ impl LuaSession {
 /// `clear_output([wait])` and `input([prompt])`: what only a notebook offers.
 fn install_kernel_builtins(engine: &Engine, out: KernelOutput) -> Result<(), ErrorInfo> {
     let lua = engine.lua();
-    let failed = |e: mlua::Error| ErrorInfo::new("LuaError", e.to_string());
+    let failed = |e: mlua::Error| ErrorInfo::new(ErrorKind::LuaError, e.to_string());
     let o = out.clone();
     let clear_output = lua
         .create_function(move |_, wait: Option<bool>| {
@@ -276,7 +277,7 @@ fn bundle(value: &Rich) -> MimeBundle {
 fn report(err: &ErrorInfo) -> ErrorReport {
     let mut lines = vec![format!("{}: {}", err.kind, err.message)];
     lines.extend(err.traceback.iter().cloned());
-    ErrorReport::new(err.kind.clone(), err.message.clone()).traceback(lines)
+    ErrorReport::new(err.kind.as_str(), err.message.clone()).traceback(lines)
 }
 
 /// The dotted name around byte `cursor` (`string.up|` gives `string.up`).

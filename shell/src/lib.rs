@@ -30,6 +30,7 @@ use autoawait_runners as _;
 mod builtins;
 mod cells;
 mod engine;
+mod errors;
 pub mod kernel;
 mod magics;
 mod output;
@@ -38,5 +39,6 @@ pub mod term;
 
 pub use cells::parse_percent;
 pub use engine::{CellReport, Completeness, Engine, Interrupter};
+pub use errors::{ErrorInfo, ErrorKind};
 pub use magics::{Magic, MagicKind, BUILTINS, MAGICS};
-pub use output::{ErrorInfo, Output, Rich, Sink, VecSink};
+pub use output::{Output, Rich, Sink, VecSink};

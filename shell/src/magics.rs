@@ -7,8 +7,10 @@ use autoawait_core::{CellId, RunOptions};
 use mlua::{Function, MultiValue};
 
 use crate::builtins::spawn_task;
-use crate::engine::{self, lua_error, run_error, Engine};
-use crate::output::{ErrorInfo, Output, Rich};
+use crate::engine::{self, Engine};
+use crate::errors::lua_error;
+use crate::output::{Output, Rich};
+use crate::ErrorInfo;
 
 /// Where a magic may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +158,7 @@ fn unknown(name: &str, prefix: &str) -> ErrorInfo {
         let _ = write!(message, "; did you mean `{p}{m}`?");
     }
     message.push_str(" (%lsmagic lists every magic)");
-    ErrorInfo::new("UsageError", message)
+    ErrorInfo::usage(message)
 }
 
 pub(crate) fn run_line_magic(
@@ -168,13 +170,10 @@ pub(crate) fn run_line_magic(
 ) -> Result<Option<Rich>, ErrorInfo> {
     let magic = find(name).ok_or_else(|| unknown(name, "%"))?;
     if magic.kind == MagicKind::Cell {
-        return Err(ErrorInfo::new(
-            "UsageError",
-            format!(
-                "%%{name} is a cell magic: put `%%{name}` on the first line of a cell, with \
+        return Err(ErrorInfo::usage(format!(
+            "%%{name} is a cell magic: put `%%{name}` on the first line of a cell, with \
                  the body below"
-            ),
-        ));
+        )));
     }
     (magic.handler)(
         engine,
@@ -197,10 +196,9 @@ pub(crate) fn run_cell_magic(
 ) -> Result<Option<Rich>, ErrorInfo> {
     let magic = find(name).ok_or_else(|| unknown(name, "%%"))?;
     if magic.kind == MagicKind::Line {
-        return Err(ErrorInfo::new(
-            "UsageError",
-            format!("%{name} is a line magic, not a cell magic: write `%{name} ...`"),
-        ));
+        return Err(ErrorInfo::usage(format!(
+            "%{name} is a line magic, not a cell magic: write `%{name} ...`"
+        )));
     }
     (magic.handler)(
         engine,
@@ -220,24 +218,19 @@ fn say(engine: &Engine, id: CellId, text: impl Into<String>) {
 }
 
 fn autoawait(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
-    let text = engine.selector().handle(call.args).map_err(|e| {
-        let mut info = run_error(&e);
-        if matches!(e, autoawait_core::RunError::UnknownRunner { .. }) {
-            info.message.push_str(
-                ". A plugin's runners (twisted, ...) appear once it is loaded: %load_ext NAME",
-            );
-        }
-        info
-    })?;
+    let text = engine
+        .selector()
+        .handle(call.args)
+        .map_err(|e| ErrorInfo::from(&e))?;
     say(engine, call.id, text);
     Ok(None)
 }
 
 fn load_ext(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
     if call.args.is_empty() {
-        return Err(ErrorInfo::new("UsageError", "usage: %load_ext PATH|NAME"));
+        return Err(ErrorInfo::usage("usage: %load_ext PATH|NAME"));
     }
-    let text = crate::plugins::load(engine, call.args).map_err(|e| run_error(&e))?;
+    let text = crate::plugins::load(engine, call.args)?;
     say(engine, call.id, text);
     Ok(None)
 }
@@ -254,16 +247,14 @@ fn run_in_reactor(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, E
     let mut words = call.args.split_whitespace();
     let name = words.next().unwrap_or("_");
     if let Some(extra) = words.next() {
-        return Err(ErrorInfo::new(
-            "UsageError",
-            format!("%%run_in_reactor takes one name, got an extra argument `{extra}`"),
-        ));
+        return Err(ErrorInfo::usage(format!(
+            "%%run_in_reactor takes one name, got an extra argument `{extra}`"
+        )));
     }
     if !is_lua_name(name) {
-        return Err(ErrorInfo::new(
-            "UsageError",
-            format!("%%run_in_reactor binds a Lua name, and `{name}` is not one"),
-        ));
+        return Err(ErrorInfo::usage(format!(
+            "%%run_in_reactor binds a Lua name, and `{name}` is not one"
+        )));
     }
     let body = call.body.unwrap_or("");
     // The body is a function body: `return` gives the result, locals stay local. A
@@ -274,10 +265,13 @@ fn run_in_reactor(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, E
         .set_name(engine::chunk_name(call.id))
         .into_function()
         .map_err(|e| lua_error(&e))?;
-    let runner = engine.selector().runner().map_err(|e| run_error(&e))?;
+    let runner = engine
+        .selector()
+        .runner()
+        .map_err(|e| ErrorInfo::from(&e))?;
     let shared = engine.shared().clone();
     let task = spawn_task(&shared, &runner, func, MultiValue::new(), call.id)
-        .map_err(|e| run_error(&e))?;
+        .map_err(|e| ErrorInfo::from(&e))?;
     let ud = engine
         .lua()
         .create_userdata(task)
@@ -309,10 +303,10 @@ fn timing_options(args: &str) -> Result<(Option<u64>, Option<u64>, &str), ErrorI
         let after = rest[2..].trim_start();
         let (value, tail) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
         let n: u64 = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ErrorInfo::new(
-                "UsageError",
-                format!("{} takes a positive number, got `{value}`", &rest[..2]),
-            )
+            ErrorInfo::usage(format!(
+                "{} takes a positive number, got `{value}`",
+                &rest[..2]
+            ))
         })?;
         *flag = Some(n);
         rest = tail.trim_start();
@@ -344,10 +338,7 @@ pub(crate) fn format_time(secs: f64) -> String {
 /// Compiles the statement to time (a cell of its own number).
 fn timed_function(engine: &Engine, source: &str, id: CellId) -> Result<Function, ErrorInfo> {
     if source.trim().is_empty() {
-        return Err(ErrorInfo::new(
-            "UsageError",
-            "nothing to time: give a statement",
-        ));
+        return Err(ErrorInfo::usage("nothing to time: give a statement"));
     }
     engine::compile(engine.lua(), source, id).map_err(|e| lua_error(&e))
 }
@@ -473,10 +464,9 @@ fn help(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> 
     } else if let Some((_, usage, help)) = BUILTINS.iter().find(|(n, _, _)| *n == topic) {
         format!("{usage}\n  {help}")
     } else {
-        return Err(ErrorInfo::new(
-            "UsageError",
-            format!("no help on `{topic}`: %help lists the magics and builtins"),
-        ));
+        return Err(ErrorInfo::usage(format!(
+            "no help on `{topic}`: %help lists the magics and builtins"
+        )));
     };
     say(engine, call.id, text);
     Ok(None)
@@ -484,7 +474,7 @@ fn help(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> 
 
 fn reset(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
     if !matches!(call.args, "" | "-f") {
-        return Err(ErrorInfo::new("UsageError", "usage: %reset [-f]"));
+        return Err(ErrorInfo::usage("usage: %reset [-f]"));
     }
     let removed = engine.reset()?;
     say(engine, call.id, format!("reset: removed {removed} globals"));

@@ -1,10 +1,12 @@
 //! What a cell produces ([`Output`]), where it goes ([`Sink`]), and how Lua values
 //! are shown.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use autoawait_core::CellId;
+
+use crate::ErrorInfo;
 use mlua::{MultiValue, Value};
 
 /// A value to show, as a MIME bundle: `text/plain` always, richer forms maybe.
@@ -66,41 +68,6 @@ impl Rich {
             .map(|(_, d)| d.as_str())
     }
 }
-
-/// Why a cell failed, in the shape a notebook wants it (`ename`, `evalue`, `traceback`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ErrorInfo {
-    /// The kind of error: `SyntaxError`, `LuaError`, `UsageError`, `Cancelled`,
-    /// `TimedOut`, `WouldDeadlock`, `WrongRuntime`, `RunError`.
-    pub kind: String,
-    /// The message (the first line a user reads).
-    pub message: String,
-    /// The Lua stack traceback, one frame a line (may be empty).
-    pub traceback: Vec<String>,
-}
-
-impl ErrorInfo {
-    /// An error with no traceback.
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorInfo {
-            kind: kind.into(),
-            message: message.into(),
-            traceback: Vec::new(),
-        }
-    }
-}
-
-impl fmt::Display for ErrorInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)?;
-        for line in &self.traceback {
-            write!(f, "\n{line}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ErrorInfo {}
 
 /// One piece of output of a cell (or of a task a cell started).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use autoawait_core::plugin::{Callback, PluginFunction, Value as PValue};
 use autoawait_core::{Registry, RunError};
+use autoawait_plugin::{Callback, PluginFunction, Value as PValue};
 use mlua::{Function, IntoLuaMulti, Lua, MetaMethod, MultiValue, Table, UserData, Value};
 
 use crate::builtins::{AwaitFuture, Awaitable, Convert};
-use crate::Engine;
+use crate::{Engine, ErrorInfo, ErrorKind};
 
 /// An object of a plugin (a deferred, say): methods are the plugin's functions named
 /// `<kind>.<method>`, called with the handle first.
@@ -102,7 +102,7 @@ pub(crate) fn wait_handle(ud: &mlua::AnyUserData) -> Option<mlua::Result<AwaitFu
     let fut = function.call(vec![PValue::Handle(handle.id)]);
     let (kind, functions) = (handle.kind.clone(), handle.functions.clone());
     Some(Ok(Box::pin(async move {
-        let value = fut.await.map_err(mlua::Error::external)?;
+        let value = fut.await.map_err(|e| crate::errors::external(&e))?;
         Ok(Box::new(move |lua: &Lua| {
             from_plugin(lua, value, &kind, &functions)?.into_lua_multi(lua)
         }) as Convert)
@@ -126,7 +126,7 @@ fn call(
     let kind = kind.to_owned();
     let functions = functions.clone();
     let awaited: AwaitFuture = Box::pin(async move {
-        let value = fut.await.map_err(mlua::Error::external)?;
+        let value = fut.await.map_err(|e| crate::errors::external(&e))?;
         Ok(Box::new(move |lua: &Lua| {
             from_plugin(lua, value, &kind, &functions)?.into_lua_multi(lua)
         }) as Convert)
@@ -167,7 +167,7 @@ fn table_at(lua: &Lua, root: &Table, path: &[&str]) -> mlua::Result<Table> {
 
 /// Loads plugin `what` (a path, or a name looked up on the plugin search path) and
 /// binds its functions as Lua globals. Returns what to tell the user.
-pub(crate) fn load(engine: &Engine, what: &str) -> Result<String, RunError> {
+pub(crate) fn load(engine: &Engine, what: &str) -> Result<String, ErrorInfo> {
     let lua = engine.lua();
     let registry = Registry::global();
     let looks_like_path = what.contains(std::path::MAIN_SEPARATOR)
@@ -176,15 +176,14 @@ pub(crate) fn load(engine: &Engine, what: &str) -> Result<String, RunError> {
             .extension()
             .is_some_and(|e| e == "so" || e == "dylib" || e == "dll");
     let load = if looks_like_path {
-        registry.load_plugin(what)?
+        autoawait_plugin::load(registry, what)
     } else {
-        registry.load_plugin_named(what)?
-    };
+        autoawait_plugin::load_named(registry, what)
+    }
+    .map_err(|e| ErrorInfo::from(&e))?;
     let functions = Arc::new(load.plugin.functions().to_vec());
     let globals = lua.globals();
-    let failed = |e: mlua::Error| RunError::Failed {
-        message: e.to_string(),
-    };
+    let failed = |e: mlua::Error| ErrorInfo::new(ErrorKind::PluginError, e.to_string());
     for function in functions.iter() {
         let parts: Vec<&str> = function.name().split('.').collect();
         let Some((last, path)) = parts.split_last() else {
@@ -219,9 +218,7 @@ pub(crate) fn load(engine: &Engine, what: &str) -> Result<String, RunError> {
         }
         // An extension stays loaded through `%reset`, as in IPython.
         let top = parts[0];
-        engine.keep_on_reset(top).map_err(|e| RunError::Failed {
-            message: e.to_string(),
-        })?;
+        engine.keep_on_reset(top)?;
     }
     Ok(load.to_string())
 }

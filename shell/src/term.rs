@@ -18,7 +18,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Editor, ExternalPrinter, Helper};
 
 use crate::engine::is_complete;
-use crate::{Completeness, Engine, ErrorInfo, Output, Sink};
+use crate::{Completeness, Engine, ErrorInfo, ErrorKind, Output, Sink};
 
 type Printer = Box<dyn ExternalPrinter + Send>;
 
@@ -181,7 +181,7 @@ pub fn terminal_engine(runner: Option<&str>) -> anyhow::Result<(Engine, Arc<Term
         hook_sink.emit(
             cell,
             Output::Error(ErrorInfo::new(
-                "TaskError",
+                ErrorKind::TaskError,
                 format!("unhandled error in a task of In[{cell}]: {err}"),
             )),
         );

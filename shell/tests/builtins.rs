@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use autoawait_core::CellId;
-use autoawait_shell::Output;
+use autoawait_shell::{ErrorKind, Output};
 use common::{has, stdout_of, watchdog, Shell};
 
 #[test]
@@ -100,10 +100,10 @@ fn tasks_have_eventual_result_semantics() {
 
         sh.ok("slow = spawn(function() await(sleep(30)) end)");
         let err = sh.err("slow:wait(0.01)");
-        assert_eq!(err.kind, "NotReady");
+        assert_eq!(err.kind, ErrorKind::NotReady);
         sh.ok("slow:cancel()");
         let err = sh.err("slow:wait(5)");
-        assert_eq!(err.kind, "Cancelled");
+        assert_eq!(err.kind, ErrorKind::Cancelled);
 
         sh.ok("bad = spawn(function() error('task failed') end)");
         let err = sh.err("bad:wait(5)");
@@ -187,7 +187,7 @@ fn run_cell_is_would_deadlock_under_a_threaded_runner() {
     watchdog(20, || {
         let mut sh = Shell::new("tokio");
         let err = sh.err("run_cell('1 + 1')");
-        assert_eq!(err.kind, "WouldDeadlock");
+        assert_eq!(err.kind, ErrorKind::WouldDeadlock);
         assert!(err.message.contains("tokio-nested"), "{}", err.message);
         sh.ok("%autoawait tokio-nested");
         assert_eq!(
@@ -206,7 +206,7 @@ fn backend_modules_name_the_runner_to_select() {
     watchdog(20, || {
         let mut sh = Shell::new("smol");
         let err = sh.err("await(tokio.sleep(0.01))");
-        assert_eq!(err.kind, "WrongRuntime");
+        assert_eq!(err.kind, ErrorKind::WrongRuntime);
         assert!(err.message.contains("%autoawait tokio"), "{}", err.message);
         assert_eq!(
             sh.out("await(smol.sleep(0.001)) or 'smol'").as_deref(),
@@ -221,10 +221,10 @@ fn backend_modules_name_the_runner_to_select() {
         sh.ok("s = sleep(0.001)");
         sh.ok("%autoawait smol");
         let err = sh.err("await(s)");
-        assert_eq!(err.kind, "WrongRuntime");
+        assert_eq!(err.kind, ErrorKind::WrongRuntime);
         sh.ok("%autoawait inline");
         let err = sh.err("tokio.sleep(1)");
-        assert_eq!(err.kind, "WrongRuntime");
+        assert_eq!(err.kind, ErrorKind::WrongRuntime);
     });
 }
 
@@ -305,7 +305,7 @@ fn background_tasks_follow_the_runner_strategy() {
         let mut sh = Shell::new("tokio-fresh");
         sh.ok("t = spawn(function() await(sleep(10)) end)");
         let err = sh.err("t:wait(5)");
-        assert_eq!(err.kind, "TaskDropped");
+        assert_eq!(err.kind, ErrorKind::TaskDropped);
     });
 }
 
@@ -325,7 +325,11 @@ fn an_interrupt_cancels_the_running_cell_and_the_next_one_works() {
                     trigger.interrupt();
                 });
                 let err = sh.err(cell);
-                assert_eq!(err.kind, "Cancelled", "{cell} under {runner}: {err}");
+                assert_eq!(
+                    err.kind,
+                    ErrorKind::Cancelled,
+                    "{cell} under {runner}: {err}"
+                );
                 t.join().unwrap();
                 assert_eq!(sh.out("1 + 1").as_deref(), Some("2"));
             }
@@ -354,7 +358,7 @@ fn the_sync_runner_polls_once_like_ipython() {
         assert_eq!(sh.out("1 + 1").as_deref(), Some("2"));
         // sleep(0) yields to the loop once, as asyncio.sleep(0): `sync` has no loop.
         let err = sh.err("await(sleep(0))");
-        assert_eq!(err.kind, "Unsupported");
+        assert_eq!(err.kind, ErrorKind::Unsupported);
         assert!(err.message.contains("needs a real loop"), "{}", err.message);
         assert_eq!(sh.out("'next'").as_deref(), Some("\"next\""));
     });

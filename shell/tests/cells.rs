@@ -3,7 +3,7 @@
 mod common;
 
 use autoawait_core::CellId;
-use autoawait_shell::{parse_percent, Completeness, Output};
+use autoawait_shell::{parse_percent, Completeness, ErrorKind, Output};
 use common::{result_of, watchdog, Shell};
 
 #[test]
@@ -57,7 +57,7 @@ fn errors_name_the_cell_and_line_with_a_traceback() {
         let mut sh = Shell::new("inline");
         sh.ok("function f()\n  error('boom')\nend");
         let err = sh.err("x = 1\nf()");
-        assert_eq!(err.kind, "LuaError");
+        assert_eq!(err.kind, ErrorKind::LuaError);
         assert_eq!(err.message, "In[2]:2: boom");
         let tb = err.traceback.join("\n");
         assert!(tb.contains("In[2]:2: in function 'f'"), "{tb}");
@@ -72,7 +72,7 @@ fn a_malformed_cell_is_a_syntax_error_and_the_session_goes_on() {
     watchdog(20, || {
         let mut sh = Shell::new("inline");
         let err = sh.err("x = = 1");
-        assert_eq!(err.kind, "SyntaxError");
+        assert_eq!(err.kind, ErrorKind::SyntaxError);
         assert!(err.message.starts_with("In[2]:1:"), "{}", err.message);
         assert_eq!(sh.out("1 + 1").as_deref(), Some("2"));
     });

@@ -2,7 +2,7 @@
 
 mod common;
 
-use autoawait_shell::MAGICS;
+use autoawait_shell::{ErrorKind, MAGICS};
 use common::{has, stdout_of, watchdog, Shell};
 
 #[test]
@@ -19,14 +19,14 @@ fn autoawait_is_the_core_selector() {
         assert!(list.contains("* inline"), "{list}");
         assert!(list.contains("sync"), "{list}");
         let err = sh.err("%autoawait inlnie");
-        assert_eq!(err.kind, "UsageError");
+        assert_eq!(err.kind, ErrorKind::UsageError);
         assert!(
             err.message.contains("did you mean `inline`?"),
             "{}",
             err.message
         );
         let err = sh.err("%autoawait a b");
-        assert_eq!(err.kind, "UsageError");
+        assert_eq!(err.kind, ErrorKind::UsageError);
     });
 }
 
@@ -46,7 +46,7 @@ fn lsmagic_and_help_come_from_the_table() {
         assert!(help.contains("spawn(fn, ...)"));
         assert!(sh.stdout("%help %timeit").starts_with("%timeit [-n N]"));
         assert!(sh.stdout("%help gather").starts_with("gather(a, b, ...)"));
-        assert_eq!(sh.err("%help nothing").kind, "UsageError");
+        assert_eq!(sh.err("%help nothing").kind, ErrorKind::UsageError);
     });
 }
 
@@ -55,7 +55,7 @@ fn an_unknown_magic_names_the_closest() {
     watchdog(20, || {
         let mut sh = Shell::new("inline");
         let err = sh.err("%timit x");
-        assert_eq!(err.kind, "UsageError");
+        assert_eq!(err.kind, ErrorKind::UsageError);
         assert!(
             err.message.contains("did you mean `%timeit`?"),
             "{}",
@@ -100,12 +100,12 @@ fn run_in_reactor_binds_a_task_for_any_indentation() {
 
         // A syntax error is a failure of the cell, and binds nothing.
         let err = sh.err("%%run_in_reactor broken\nreturn = 1");
-        assert_eq!(err.kind, "SyntaxError");
+        assert_eq!(err.kind, ErrorKind::SyntaxError);
         assert!(err.message.starts_with("In[7]:2:"), "{}", err.message);
         assert_eq!(sh.out("broken"), None);
 
         let err = sh.err("%%run_in_reactor a b\nreturn 1");
-        assert_eq!(err.kind, "UsageError");
+        assert_eq!(err.kind, ErrorKind::UsageError);
     });
 }
 
@@ -129,8 +129,8 @@ fn timeit_and_time_work_with_await() {
         assert!(stdout_of(&outputs).starts_with("Wall time: "));
         assert_eq!(common::result_of(&outputs).as_deref(), Some("7"));
 
-        assert_eq!(sh.err("%timeit -n x 1").kind, "UsageError");
-        assert_eq!(sh.err("%timeit").kind, "UsageError");
+        assert_eq!(sh.err("%timeit -n x 1").kind, ErrorKind::UsageError);
+        assert_eq!(sh.err("%timeit").kind, ErrorKind::UsageError);
         let err = sh.err("%timeit error('in timeit')");
         assert!(err.message.contains("in timeit"), "{}", err.message);
     });
@@ -144,7 +144,7 @@ fn reset_removes_user_globals_and_restores_builtins() {
         assert_eq!(sh.stdout("%reset -f"), "reset: removed 2 globals\n");
         assert_eq!(sh.out("a"), None);
         assert_eq!(sh.stdout("print('back')"), "back\n");
-        assert_eq!(sh.err("%reset now").kind, "UsageError");
+        assert_eq!(sh.err("%reset now").kind, ErrorKind::UsageError);
     });
 }
 
@@ -158,7 +158,7 @@ fn load_ext_reports_a_bad_path() {
             "{}",
             err.message
         );
-        assert_eq!(sh.err("%load_ext").kind, "UsageError");
+        assert_eq!(sh.err("%load_ext").kind, ErrorKind::UsageError);
         assert_eq!(sh.out("1").as_deref(), Some("1"), "the session goes on");
     });
 }

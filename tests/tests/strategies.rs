@@ -1,4 +1,4 @@
-//! DESIGN.md's strategy table, as the registry of a binary that links every
+//! The strategy table, as the registry of a binary that links every
 //! backend sees it: every runner is there, with the strategy and capabilities the
 //! table gives its name.
 
@@ -19,7 +19,7 @@ const TABLE: &[(&str, Strategy, bool, bool)] = &[
     ("smol-fresh", Strategy::Fresh, false, false),
     ("smol-host", Strategy::Host, false, true),
     ("smol-nested", Strategy::Nested, true, true),
-    ("async-std", Strategy::Threaded, true, true),
+    ("async-std", Strategy::Threaded, false, true),
     ("glommio", Strategy::Threaded, false, true),
 ];
 

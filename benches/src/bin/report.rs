@@ -99,7 +99,7 @@ fn run() -> std::io::Result<PathBuf> {
     // The plugin the per-cell bench built and measured, for its runners' strategies.
     let plugin = target.join("plugin-bench/release/libautoawait_twisted.so");
     if plugin.is_file() {
-        if let Err(err) = Registry::global().load_plugin(&plugin) {
+        if let Err(err) = autoawait_plugin::load(Registry::global(), &plugin) {
             eprintln!("report: {err}");
         }
     }

@@ -18,18 +18,18 @@
 //!
 //! let runner = Registry::global().get("futures-local")?;
 //! assert_eq!(runner.block_on(async { 6 * 7 })?, 42);
-//! # Ok::<(), autoawait_core::RunError>(())
+//! # Ok::<(), autoawait_core::Error>(())
 //! ```
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use autoawait_core::kit::{lock, thread_error, Joiner, Lifecycle};
 use autoawait_core::{
-    Cell, CellResult, EventualResult, Joiner, ReactorId, RunError, RunOptions, Runner,
-    RunnerFactory, RunnerInfo, Strategy,
+    Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions, Runner, RunnerFactory,
+    RunnerInfo, Strategy,
 };
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::task::LocalSpawnExt;
@@ -53,28 +53,17 @@ thread_local! {
 }
 
 struct FuturesLocal {
-    info: RunnerInfo,
-    id: ReactorId,
+    /// The runner's name, its loop's identity, and whether it was shut down.
+    life: Lifecycle,
     commands: Mutex<Option<Sender<Command>>>,
     thread: Mutex<Option<Joiner>>,
-    stopped: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl FuturesLocal {
-    fn stopped(&self) -> RunError {
-        RunError::Stopped {
-            runner: FUTURES_LOCAL.name.to_string(),
-        }
-    }
-
     fn send(&self, command: Command) -> Result<(), RunError> {
         let commands = lock(&self.commands);
-        let sender = commands.as_ref().ok_or_else(|| self.stopped())?;
-        sender.send(command).map_err(|_| self.stopped())
+        let sender = commands.as_ref().ok_or_else(|| self.life.stopped())?;
+        sender.send(command).map_err(|_| self.life.stopped())
     }
 }
 
@@ -87,12 +76,7 @@ fn pool_thread(id: ReactorId, commands: Receiver<Command>) {
     for command in commands {
         match command {
             Command::Run(cell, opts, reply) => {
-                let fut = cell.into_local_future();
-                let result = if opts.is_empty() {
-                    pool.run_until(fut)
-                } else {
-                    pool.run_until(opts.guard(fut))
-                };
+                let result = pool.run_until(opts.guard(cell.into_local_future()));
                 let _ = reply.send(result);
             }
             Command::Spawn(cell, reply) => {
@@ -119,35 +103,31 @@ fn spawn_here(id: &ReactorId, cell: Cell) -> EventualResult {
 
 impl Runner for FuturesLocal {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        static INFO: RunnerInfo = FUTURES_LOCAL;
+        &INFO
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
-        if self.id.is_current() {
-            return Err(RunError::would_deadlock(
-                &FUTURES_LOCAL.name,
-                "run() from inside a cell of this runner",
-            ));
-        }
+        // `run()` from one of our cells, or after shutdown, is refused here.
+        self.life.check_run()?;
         let (reply, result) = mpsc::channel();
         self.send(Command::Run(cell, opts.clone(), reply))?;
-        result.recv().map_err(|_| self.stopped())?
+        result.recv().map_err(|_| self.life.stopped())?
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(self.stopped());
-        }
-        if self.id.is_current() {
-            return Ok(spawn_here(&self.id, cell));
+        self.life.check()?;
+        let id = self.life.reactor();
+        if id.is_current() {
+            return Ok(spawn_here(&id, cell));
         }
         let (reply, eventual) = mpsc::channel();
         self.send(Command::Spawn(cell, reply))?;
-        eventual.recv().map_err(|_| self.stopped())
+        eventual.recv().map_err(|_| self.life.stopped())
     }
 
     fn shutdown(&self, grace: Duration) {
-        if self.stopped.swap(true, Ordering::AcqRel) {
+        if !self.life.stop() {
             return;
         }
         drop(lock(&self.commands).take());
@@ -165,20 +145,15 @@ impl Drop for FuturesLocal {
 }
 
 fn make() -> Result<Arc<dyn Runner>, RunError> {
-    let id = ReactorId::new(&FUTURES_LOCAL.name);
+    let life = Lifecycle::new(&FUTURES_LOCAL.name);
+    let id = life.reactor();
     let (commands, receiver) = mpsc::channel();
-    let thread =
-        Joiner::spawn("futures-local", move || pool_thread(id, receiver)).map_err(|e| {
-            RunError::backend(std::io::Error::other(format!(
-                "cannot spawn the futures-local thread: {e}"
-            )))
-        })?;
+    let thread = Joiner::spawn("futures-local", move || pool_thread(id, receiver))
+        .map_err(|e| thread_error("futures-local", e))?;
     Ok(Arc::new(FuturesLocal {
-        info: FUTURES_LOCAL,
-        id,
+        life,
         commands: Mutex::new(Some(commands)),
         thread: Mutex::new(Some(thread)),
-        stopped: AtomicBool::new(false),
     }))
 }
 

@@ -46,11 +46,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use autoawait_core::plugin::{PluginBuilder, Value};
+use autoawait_core::kit;
 use autoawait_core::{
-    handoff, BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener,
-    ReactorId, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy,
+    Advice, BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener,
+    ReactorId, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy, WaitError,
 };
+use autoawait_plugin::{PluginBuilder, Value};
 
 use reactor::{Deferred, Phase, Reactor};
 
@@ -76,9 +77,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const USE_TWISTED: &str = "Twisted's reactor runs once per process and cannot be started \
-    again. Use `%autoawait twisted`, which keeps one reactor running on its own thread \
-    between cells, as crochet does";
+/// What works when the per-cell reactor cannot: the threaded runner, crochet's way.
+fn use_twisted() -> Advice {
+    Advice::runners(
+        "the threaded runner, which keeps one reactor running on its own thread between \
+         cells as crochet does",
+        ["twisted"],
+    )
+}
 
 /// `twisted`: the reactor on its own thread for the life of the process.
 ///
@@ -128,25 +134,28 @@ impl Threaded {
             Phase::Stopped => {
                 return Err(RunError::NotRestartable {
                     runner: self.info.name.to_string(),
-                    advice: "the reactor of this process already ran for a \
-                             `twisted-per-cell` cell and stopped; Twisted's reactor cannot \
-                             be started again: restart the process and use `%autoawait \
-                             twisted` from the start"
+                    reason: "the reactor of this process already ran for a \
+                             `twisted-per-cell` cell and stopped, and Twisted's reactor \
+                             cannot be started again"
                         .into(),
+                    advice: Advice::runners("the threaded runner", ["twisted"])
+                        .or("restart the process"),
                 })
             }
             Phase::Running { .. } | Phase::Claimed { .. } => {
                 return Err(RunError::NotRestartable {
                     runner: self.info.name.to_string(),
-                    advice: "the reactor is running a `twisted-per-cell` cell; the two \
+                    reason: "the reactor is running a `twisted-per-cell` cell; the two \
                              twisted runners share the process's one reactor"
                         .into(),
+                    advice: Advice::default(),
                 })
             }
         }
         reactor.claim(true).map_err(|_| RunError::NotRestartable {
             runner: self.info.name.to_string(),
-            advice: "another runner claimed the reactor first".into(),
+            reason: "another runner claimed the reactor first".into(),
+            advice: Advice::default(),
         })?;
         // Every `twisted` instance shares the thread, so it is marked with one id.
         let id = self.id;
@@ -190,14 +199,10 @@ impl Runner for Threaded {
             .into_future()
             .map_err(|_| RunError::local_unsupported(&self.info.name))?;
         // Spin briefly, then park: the fast cross-thread hand-off of core.
-        let (tx, rx) = handoff::reply(self.spin);
-        if opts.is_empty() {
-            Reactor::global().spawn(async move { tx.send(fut.await) });
-        } else {
-            // The host guards its cells itself; options here are for direct callers.
-            let fut = opts.guard(fut);
-            Reactor::global().spawn(async move { tx.send(fut.await) });
-        }
+        let (tx, rx) = kit::reply(self.spin);
+        // The host guards its cells itself; options here are for direct callers.
+        let fut = opts.guard(fut);
+        Reactor::global().spawn(async move { tx.send(fut.await) });
         // No reply: the reactor dropped the cell (it stopped).
         rx.recv().unwrap_or_else(|| {
             Err(RunError::TaskDropped {
@@ -283,19 +288,18 @@ impl Runner for PerCell {
         if let Err(phase) = reactor.claim(false) {
             let advice = match phase {
                 Phase::Running { threaded: true, .. } | Phase::Claimed { threaded: true } => {
-                    format!(
-                        "the reactor is already running on its own thread for runner \
-                         `twisted`, and a process has one reactor. {USE_TWISTED}"
-                    )
+                    "the reactor is already running on its own thread for runner \
+                     `twisted`, and a process has one reactor"
                 }
-                _ => format!(
-                    "the reactor already ran for an earlier cell and stopped after it. \
-                     {USE_TWISTED}"
-                ),
+                _ => {
+                    "the reactor already ran for an earlier cell and stopped after it; \
+                     Twisted's reactor runs once per process and cannot be started again"
+                }
             };
             return Err(RunError::NotRestartable {
                 runner: name,
-                advice,
+                reason: advice.into(),
+                advice: use_twisted(),
             });
         }
         let origin = cell.origin();
@@ -308,11 +312,7 @@ impl Runner for PerCell {
                 return Err(RunError::local_unsupported(&name));
             }
         };
-        let (task, eventual) = if opts.is_empty() {
-            EventualResult::task(origin, fut, Some(&self.id))
-        } else {
-            EventualResult::task(origin, opts.guard(fut), Some(&self.id))
-        };
+        let (task, eventual) = EventualResult::task(origin, opts.guard(fut), Some(&self.id));
         reactor.spawn(async move {
             task.await;
             Reactor::global().stop();
@@ -321,9 +321,15 @@ impl Runner for PerCell {
             let _driving = self.id.enter();
             let _ = reactor.run(false);
         }
-        eventual
-            .try_result()
-            .unwrap_or_else(|| Err(RunError::TaskDropped { runner: name }))
+        match eventual.try_result() {
+            Some(result) => result.map_err(|e| match e {
+                WaitError::Run(e) => e,
+                other => RunError::Failed {
+                    message: other.to_string(),
+                },
+            }),
+            None => Err(RunError::TaskDropped { runner: name }),
+        }
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
@@ -332,9 +338,9 @@ impl Runner for PerCell {
             return Err(RunError::Unsupported {
                 runner: self.info.name.to_string(),
                 reason: "`twisted-per-cell` has no loop between cells, so a task spawned \
-                         outside a cell would never run; spawn it from inside a cell (it \
-                         ends with that cell) or use `%autoawait twisted`"
+                         outside a cell would never run"
                     .into(),
+                advice: use_twisted().or("spawn it from inside a cell (it ends with that cell)"),
             });
         }
         let origin = cell.origin();
@@ -445,7 +451,7 @@ pub fn threaded() -> Arc<dyn Runner> {
         info: TWISTED,
         id: threaded_id(),
         tasks: CancelToken::new(),
-        spin: handoff::default_spin(),
+        spin: kit::default_spin(),
         stopped: AtomicBool::new(false),
     })
 }
@@ -460,8 +466,9 @@ fn make_per_cell() -> Result<Arc<dyn Runner>, RunError> {
 
 // ---- functions for cells ----
 
+/// A call with a bad argument: the call's own failure, message kept.
 fn invalid(message: String) -> RunError {
-    RunError::InvalidArgument { message }
+    RunError::Failed { message }
 }
 
 fn seconds(f: &str, args: &[Value], at: usize) -> Result<Duration, RunError> {
@@ -484,11 +491,8 @@ fn running_reactor(f: &str) -> Result<&'static Reactor, RunError> {
     }
     Err(RunError::Unsupported {
         runner: current_runner(),
-        reason: format!(
-            "{f} needs the twisted reactor running, and it is not: select `%autoawait \
-             twisted` (the reactor on its own thread), or run the cell under \
-             `twisted-per-cell`"
-        ),
+        reason: format!("{f} needs the twisted reactor running, and it is not"),
+        advice: Advice::runners("a twisted runner", ["twisted", "twisted-per-cell"]),
     })
 }
 
@@ -668,4 +672,4 @@ pub fn plugin() -> PluginBuilder {
         )
 }
 
-autoawait_core::export_plugin!(plugin);
+autoawait_plugin::export_plugin!(plugin);

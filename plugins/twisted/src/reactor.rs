@@ -166,7 +166,7 @@ impl Reactor {
             next_token: AtomicU64::new(1),
             parked: AtomicBool::new(false),
             pushes: AtomicU64::new(0),
-            spin: autoawait_core::handoff::default_spin(),
+            spin: autoawait_core::kit::default_spin(),
         })
     }
 
