@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
-use crate::kit::{lock, thread_error, Joiner, Lifecycle};
+use crate::kit::{Config, Lifecycle};
 use crate::{
     Advice, BoxFuture, CancelToken, Cell, CellResult, EventualResult, RunError, RunOptions, Runner,
     RunnerFactory, RunnerInfo, Services, Strategy,
@@ -66,18 +66,17 @@ const INLINE: RunnerInfo = RunnerInfo::new(
     "polls on the calling thread, no reactor (pollster); a thread per spawned task",
 );
 
-/// `inline`: polls the cell on the calling thread and parks between wake-ups.
+/// `inline`: polls the cell on the calling thread and parks between wake-ups; a
+/// spawned task gets a thread of its own.
 struct Inline {
     life: Lifecycle,
     /// Cancels every background task at shutdown.
     tasks: CancelToken,
-    threads: Mutex<Vec<Joiner>>,
 }
 
 impl Runner for Inline {
     fn info(&self) -> &RunnerInfo {
-        static INFO: RunnerInfo = INLINE;
-        &INFO
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -93,42 +92,34 @@ impl Runner for Inline {
         let origin = cell.origin();
         let opts = RunOptions::default().cancel_token(self.tasks.clone());
         let reactor = self.life.reactor();
-        let mut threads = lock(&self.threads);
-        threads.retain(|t| !t.is_finished());
-        let failed = |e| thread_error("inline-task", e);
-        let (eventual, thread) = match cell.into_future() {
+        match cell.into_future() {
             Ok(fut) => {
                 let (task, eventual) = EventualResult::task(origin, opts.guard(fut), None);
-                let thread = Joiner::spawn("inline-task", move || {
+                self.life.spawn("inline-task", move || {
                     let _driving = reactor.enter();
                     block_on_inline(task);
-                })
-                .map_err(failed)?;
-                (eventual, thread)
+                })?;
+                Ok(eventual)
             }
             Err(cell) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let thread = Joiner::spawn("inline-task", move || {
+                self.life.spawn("inline-task", move || {
                     let _driving = reactor.enter();
                     let fut = opts.guard(cell.into_local_future());
                     let (task, eventual) = EventualResult::local_task(fut, origin, None);
                     let _ = tx.send(eventual);
                     block_on_inline(task);
-                })
-                .map_err(failed)?;
-                let eventual = rx.recv().map_err(|_| self.life.task_dropped())?;
-                (eventual, thread)
+                })?;
+                rx.recv().map_err(|_| self.life.task_dropped())
             }
-        };
-        threads.push(thread);
-        Ok(eventual)
+        }
     }
 
     fn shutdown(&self, grace: Duration) {
         self.life.stop();
         self.tasks.cancel();
         // A task stuck in blocking code cannot be stopped; it is left detached.
-        Joiner::join_all(std::mem::take(&mut *lock(&self.threads)), grace);
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -178,8 +169,7 @@ impl PseudoSync {
 
 impl Runner for PseudoSync {
     fn info(&self) -> &RunnerInfo {
-        static INFO: RunnerInfo = SYNC;
-        &INFO
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -202,15 +192,14 @@ impl Runner for PseudoSync {
 
 fn make_inline() -> Result<Arc<dyn Runner>, RunError> {
     Ok(Arc::new(Inline {
-        life: Lifecycle::new(&INLINE.name),
+        life: Lifecycle::new(INLINE, &Config::new("inline")),
         tasks: CancelToken::new(),
-        threads: Mutex::new(Vec::new()),
     }))
 }
 
 fn make_sync() -> Result<Arc<dyn Runner>, RunError> {
     Ok(Arc::new(PseudoSync {
-        life: Lifecycle::new(&SYNC.name),
+        life: Lifecycle::new(SYNC, &Config::new("sync")),
     }))
 }
 

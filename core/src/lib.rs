@@ -67,7 +67,7 @@ pub use reactor::{current_runner_name, ReactorGuard, ReactorId};
 pub use registry::{Listing, Registry, Source};
 pub use runner::{downcast, BoxFuture, Capabilities, Runner, RunnerExt, RunnerInfo, Strategy};
 pub use selector::{default_runner_name, SelectError, Selector};
-pub use services::{ByteStream, Listener, Services};
+pub use services::{AcceptFn, Accepted, ByteStream, Listener, Services};
 pub use timer::{sleep, Sleep};
 
 #[doc(hidden)]

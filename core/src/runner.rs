@@ -200,17 +200,16 @@ impl RunnerInfo {
 ///
 /// ```
 /// use std::time::Duration;
-/// use autoawait_core::kit::Lifecycle;
-/// use autoawait_core::{block_on_inline, Advice, Cell, CellResult, EventualResult};
-/// use autoawait_core::{RunError, RunOptions, Runner, RunnerExt, RunnerInfo, Strategy};
+/// use autoawait_core::block_on_inline;
+/// use autoawait_core::kit::prelude::*;
 ///
 /// struct OnCaller(Lifecycle);
 ///
-/// static INFO: RunnerInfo =
+/// const INFO: RunnerInfo =
 ///     RunnerInfo::new("on-caller", "mine", Strategy::Nested, "polls on the caller");
 ///
 /// impl Runner for OnCaller {
-///     fn info(&self) -> &RunnerInfo { &INFO }
+///     fn info(&self) -> &RunnerInfo { self.0.info() }
 ///     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
 ///         self.0.check()?;
 ///         let _driving = self.0.reactor().enter();
@@ -223,7 +222,7 @@ impl RunnerInfo {
 ///     fn shutdown(&self, _grace: Duration) { self.0.stop(); }
 /// }
 ///
-/// let runner = OnCaller(Lifecycle::new("on-caller"));
+/// let runner = OnCaller(Lifecycle::new(INFO, &Config::new("on-caller")));
 /// assert_eq!(runner.block_on(async { 6 * 7 })?, 42);
 /// runner.shutdown(Duration::ZERO);
 /// assert!(runner.block_on(async {}).unwrap_err().is_stopped());

@@ -24,7 +24,7 @@ pub trait Listener: Send + Sync {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 
     /// Waits for the next connection.
-    fn accept(&self) -> BoxFuture<'static, io::Result<(Box<dyn ByteStream>, SocketAddr)>>;
+    fn accept(&self) -> BoxFuture<'static, Accepted>;
 }
 
 /// The backend services a runner offers to the cells it runs: timers and TCP on its
@@ -62,6 +62,64 @@ pub trait Services: Send + Sync {
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         let _ = addr;
         Box::pin(async { Err(no_sockets()) })
+    }
+}
+
+/// What accepting a connection gives.
+pub type Accepted = io::Result<(Box<dyn ByteStream>, SocketAddr)>;
+
+/// A [`Listener`] made of the address it listens on and a function that accepts
+/// one connection: what a backend's listener becomes once its accept future owns a
+/// handle to it (an `Arc`, a clone).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use autoawait_core::{AcceptFn, ByteStream, Listener};
+///
+/// let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0")?);
+/// let addr = listener.local_addr()?;
+/// let accepting = AcceptFn::new(addr, move || {
+///     let _listener = listener.clone(); // a real backend awaits its accept here
+///     Box::pin(async { Err(std::io::Error::other("not in this example")) })
+/// });
+/// assert_eq!(accepting.local_addr()?, addr);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct AcceptFn {
+    addr: SocketAddr,
+    accept: Box<dyn Fn() -> BoxFuture<'static, Accepted> + Send + Sync>,
+}
+
+impl AcceptFn {
+    /// A listener on `addr` whose connections `accept` waits for.
+    pub fn new(
+        addr: SocketAddr,
+        accept: impl Fn() -> BoxFuture<'static, Accepted> + Send + Sync + 'static,
+    ) -> Self {
+        AcceptFn {
+            addr,
+            accept: Box::new(accept),
+        }
+    }
+}
+
+impl Listener for AcceptFn {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+
+    fn accept(&self) -> BoxFuture<'static, Accepted> {
+        (self.accept)()
+    }
+}
+
+impl std::fmt::Debug for AcceptFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptFn")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

@@ -30,18 +30,13 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use async_std::net::{TcpListener, TcpStream};
-use autoawait_core::kit::{
-    lock, reply, thread_error, Config, Joiner, Lifecycle, Mailbox, ReplySender, JOIN_MARGIN,
-};
-use autoawait_core::{
-    BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener, ReactorId,
-    RunError, RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::{AcceptFn, ByteStream, CancelToken, Listener, RunnerFactory};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 const INFO: RunnerInfo = RunnerInfo::new(
@@ -71,11 +66,9 @@ type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 
 /// `async-std`: see the [module docs](self).
 pub struct AsyncStd {
-    info: RunnerInfo,
     life: Lifecycle,
     config: Config,
     mailbox: Arc<Mailbox<Job>>,
-    thread: Mutex<Option<Joiner>>,
     /// Cancels every task this runner spawned, at shutdown.
     tasks: CancelToken,
 }
@@ -87,25 +80,19 @@ impl AsyncStd {
     ///
     /// If the thread cannot start.
     pub fn new(config: Config) -> Result<Self, RunError> {
-        let life = Lifecycle::new(&config.name);
+        let life = Lifecycle::new(INFO, &config);
         let reactor = life.reactor();
         let mailbox: Arc<Mailbox<Job>> = Arc::default();
         let jobs = mailbox.clone();
-        let thread = Joiner::spawn(&config.thread_name, move || {
+        life.spawn(&config.thread_name, move || {
             let _driving = reactor.enter();
             async_std::task::block_on(drive(&jobs, reactor));
             drop(jobs.close());
-        })
-        .map_err(|e| thread_error(&config.thread_name, e))?;
+        })?;
         Ok(AsyncStd {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
             life,
             config,
             mailbox,
-            thread: Mutex::new(Some(thread)),
             tasks: CancelToken::new(),
         })
     }
@@ -151,7 +138,7 @@ async fn drive(mailbox: &Mailbox<Job>, reactor: ReactorId) {
 
 impl Runner for AsyncStd {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -190,22 +177,12 @@ impl Runner for AsyncStd {
         self.life.stop();
         self.tasks.cancel();
         let _ = self.mailbox.push(Job::Stop);
-        if self.life.reactor().is_current() {
-            return; // from a cell: the thread ends after it
-        }
-        if let Some(thread) = lock(&self.thread).take() {
-            thread.join_within(grace.saturating_add(JOIN_MARGIN));
-        }
+        // From a cell, the thread cannot join itself: it ends after that cell.
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
         Some(&AsyncStdServices)
-    }
-}
-
-impl Drop for AsyncStd {
-    fn drop(&mut self) {
-        self.shutdown(self.config.drop_grace);
     }
 }
 
@@ -226,29 +203,20 @@ impl Services for AsyncStdServices {
 
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let listener = TcpListener::bind(addr).await?;
-            Ok(Box::new(AsyncStdListener(Arc::new(listener))) as Box<dyn Listener>)
+            let listener = Arc::new(TcpListener::bind(addr).await?);
+            let accept = AcceptFn::new(listener.local_addr()?, move || {
+                let listener = listener.clone();
+                Box::pin(async move {
+                    let (stream, peer) = listener.accept().await?;
+                    Ok((Box::new(stream) as Box<dyn ByteStream>, peer))
+                })
+            });
+            Ok(Box::new(accept) as Box<dyn Listener>)
         })
     }
 }
 
-struct AsyncStdListener(Arc<TcpListener>);
-
-impl Listener for AsyncStdListener {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn accept(&self) -> BoxFuture<'static, io::Result<(Box<dyn ByteStream>, SocketAddr)>> {
-        let listener = self.0.clone();
-        Box::pin(async move {
-            let (stream, peer) = listener.accept().await?;
-            Ok((Box::new(stream) as Box<dyn ByteStream>, peer))
-        })
-    }
-}
-
-runner_debug!(AsyncStd);
+runner_traits!(AsyncStd);
 
 inventory::submit! {
     RunnerFactory::new(INFO, || Ok(Arc::new(AsyncStd::new(Config::new("async-std"))?)))

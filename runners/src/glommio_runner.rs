@@ -22,17 +22,12 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use autoawait_core::kit::{
-    lock, reply, thread_error, Config, Joiner, Lifecycle, Mailbox, ReplySender, JOIN_MARGIN,
-};
-use autoawait_core::{
-    BoxFuture, CancelToken, Capabilities, Cell, CellResult, EventualResult, ReactorId, RunError,
-    RunOptions, Runner, RunnerFactory, RunnerInfo, Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::{CancelToken, Capabilities, RunnerFactory};
 use glommio::{LocalExecutorBuilder, Placement};
 
 const INFO: RunnerInfo = RunnerInfo::new(
@@ -56,14 +51,12 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// `glommio`: see the [module docs](self).
 pub struct Glommio {
-    info: RunnerInfo,
     life: Lifecycle,
     config: Config,
     mailbox: Arc<Mailbox<Job>>,
     /// Guards the background tasks; cancelled at shutdown, so that they are dropped
     /// (glommio would keep a detached task that waits forever).
     tasks: CancelToken,
-    thread: Mutex<Option<Joiner>>,
 }
 
 impl Glommio {
@@ -74,13 +67,13 @@ impl Glommio {
     /// If the thread cannot start, or glommio cannot set up io_uring (the message
     /// says which limit to raise).
     pub fn new(config: Config) -> Result<Self, RunError> {
-        let life = Lifecycle::new(&config.name);
+        let life = Lifecycle::new(INFO, &config);
         let reactor = life.reactor();
         let mailbox: Arc<Mailbox<Job>> = Arc::default();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), RunError>>(1);
         let jobs = mailbox.clone();
         let name = config.thread_name.to_string();
-        let thread = Joiner::spawn(&config.thread_name, move || {
+        life.spawn(&config.thread_name, move || {
             let executor = match LocalExecutorBuilder::new(Placement::Unbound)
                 .name(&name)
                 .io_memory(IO_MEMORY)
@@ -104,8 +97,7 @@ impl Glommio {
                 // them see it and end before the executor goes.
                 yield_now().await;
             });
-        })
-        .map_err(|e| thread_error(&config.thread_name, e))?;
+        })?;
         let started = match ready_rx.recv() {
             Ok(started) => started,
             Err(_) => Err(RunError::backend(io::Error::other(
@@ -113,19 +105,14 @@ impl Glommio {
             ))),
         };
         if let Err(err) = started {
-            thread.join_within(Duration::from_secs(5));
+            life.join(Duration::from_secs(5));
             return Err(err);
         }
         Ok(Glommio {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
             life,
             config,
             mailbox,
             tasks: CancelToken::new(),
-            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -170,7 +157,7 @@ async fn yield_now() {
 
 impl Runner for Glommio {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -197,24 +184,13 @@ impl Runner for Glommio {
         self.life.stop();
         self.tasks.cancel();
         drop(self.mailbox.close());
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            if self.life.reactor().is_current() {
-                return; // shutdown from a cell: the thread ends when the cell returns
-            }
-            // A cell stuck in blocking code cannot be stopped: left detached.
-            thread.join_within(grace.saturating_add(JOIN_MARGIN));
-        }
+        // From a cell the thread cannot join itself, and a cell stuck in blocking
+        // code cannot be stopped: either is left detached.
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
         Some(self)
-    }
-}
-
-impl Drop for Glommio {
-    fn drop(&mut self) {
-        self.shutdown(self.config.drop_grace);
     }
 }
 
@@ -239,7 +215,7 @@ fn explain(err: glommio::GlommioError<()>) -> RunError {
     RunError::backend(io::Error::other(format!("glommio cannot start: {text}")))
 }
 
-runner_debug!(Glommio);
+runner_traits!(Glommio);
 
 inventory::submit! {
     RunnerFactory::new(INFO, || Ok(Arc::new(Glommio::new(Config::new("glommio"))?)))

@@ -40,6 +40,21 @@ macro_rules! runner_debug {
     };
 }
 
+/// [`runner_debug!`], and a runner dropped without a shutdown shuts down, giving its
+/// threads the drop grace of its [`Lifecycle`](autoawait_core::kit::Lifecycle).
+macro_rules! runner_traits {
+    ($($runner:ty),+ $(,)?) => {
+        runner_debug!($($runner),+);
+        $(
+            impl Drop for $runner {
+                fn drop(&mut self) {
+                    autoawait_core::Runner::shutdown(self, self.life.drop_grace());
+                }
+            }
+        )+
+    };
+}
+
 // The one seam where backends are chosen: one line per backend.
 #[cfg(feature = "async-std")]
 pub mod async_std_runner;

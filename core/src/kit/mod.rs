@@ -5,7 +5,7 @@
 //! | piece | what it does |
 //! |---|---|
 //! | [`Config`] | thread name, worker count, spin budget, drop grace: what a host may tune |
-//! | [`Lifecycle`] | the runner's name and loop identity, stopped-after-shutdown, the "`run()` from inside a cell" refusal |
+//! | [`Lifecycle`] | the runner's info and loop identity, its threads, one drop grace, stopped-after-shutdown, the "`run()` from inside a cell" refusal |
 //! | [`Mailbox`] | jobs for a reactor thread: the reactor spins on one flag, then sleeps on a waker |
 //! | [`reply`] | a one-shot reply to the caller's thread: spin briefly, then park |
 //! | [`Spin`] | one bounded spin: bursts of busy polls, the core given away between bursts |
@@ -16,6 +16,8 @@
 //! The [`RunOptions::guard`](crate::RunOptions::guard) of core is the options half:
 //! one type, free when there are no options.
 //!
+//! A runner's file starts with `use autoawait_core::kit::prelude::*;`.
+//!
 //! # Examples
 //!
 //! A threaded runner in a few lines: a thread that takes jobs from a [`Mailbox`]
@@ -23,16 +25,17 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use autoawait_core::kit::{self, Config, Joiner, Lifecycle, Mailbox};
-//! use autoawait_core::{block_on_inline, Cell, CellResult, RunOptions};
+//! use autoawait_core::block_on_inline;
+//! use autoawait_core::kit::prelude::*;
 //!
-//! type Job = (Cell, kit::ReplySender<CellResult>);
+//! type Job = (Cell, ReplySender<CellResult>);
 //!
+//! const INFO: RunnerInfo = RunnerInfo::new("my-loop", "mine", Strategy::Threaded, "mine");
 //! let config = Config::new("my-loop");
-//! let life = Lifecycle::new("my-loop");
+//! let life = Lifecycle::new(INFO, &config);
 //! let mailbox: Arc<Mailbox<Job>> = Arc::default();
 //! let jobs = mailbox.clone();
-//! let thread = Joiner::spawn(&config.thread_name, move || {
+//! life.spawn(&config.thread_name, move || {
 //!     let mut queue = std::collections::VecDeque::new();
 //!     while block_on_inline(jobs.wait()) {
 //!         jobs.take(&mut queue);
@@ -43,14 +46,14 @@
 //! })?;
 //!
 //! life.check_run()?;
-//! let (tx, rx) = kit::reply(config.spin);
+//! let (tx, rx) = reply(config.spin);
 //! mailbox.push((Cell::new(async { 6 * 7 }), tx)).ok();
 //! let out = rx.recv().unwrap()?;
 //! assert_eq!(*out.downcast::<i32>().unwrap(), 42);
 //!
 //! mailbox.close();
-//! assert!(thread.join_within(config.drop_grace));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! life.join(config.drop_grace);
+//! # Ok::<(), RunError>(())
 //! ```
 
 mod config;
@@ -72,6 +75,15 @@ pub use reply::{default_spin, reply, ReplyReceiver, ReplySender};
 pub use spin::Spin;
 
 pub use crate::hooks::quietly;
+
+/// What a runner's file needs, in one import: `use autoawait_core::kit::prelude::*;`.
+pub mod prelude {
+    pub use super::{lock, reply, Config, Lifecycle, Mailbox, ReplySender, Spin};
+    pub use crate::{
+        Advice, BoxFuture, Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions,
+        Runner, RunnerExt, RunnerInfo, Services, Strategy,
+    };
+}
 
 use crate::{CellResult, RunError};
 

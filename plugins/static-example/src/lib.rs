@@ -26,7 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autoawait_core::kit::{lock, thread_error, Joiner, Lifecycle};
+use autoawait_core::kit::{lock, Config, Lifecycle};
 use autoawait_core::{
     Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions, Runner, RunnerFactory,
     RunnerInfo, Strategy,
@@ -53,10 +53,9 @@ thread_local! {
 }
 
 struct FuturesLocal {
-    /// The runner's name, its loop's identity, and whether it was shut down.
+    /// What the runner is, its loop's identity, its thread, whether it was shut down.
     life: Lifecycle,
     commands: Mutex<Option<Sender<Command>>>,
-    thread: Mutex<Option<Joiner>>,
 }
 
 impl FuturesLocal {
@@ -103,8 +102,7 @@ fn spawn_here(id: &ReactorId, cell: Cell) -> EventualResult {
 
 impl Runner for FuturesLocal {
     fn info(&self) -> &RunnerInfo {
-        static INFO: RunnerInfo = FUTURES_LOCAL;
-        &INFO
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -131,29 +129,26 @@ impl Runner for FuturesLocal {
             return;
         }
         drop(lock(&self.commands).take());
-        if let Some(handle) = lock(&self.thread).take() {
-            // A cell stuck in blocking code cannot be stopped: left detached.
-            handle.join_within(grace);
-        }
+        // A cell stuck in blocking code cannot be stopped: left detached.
+        self.life.join(grace);
     }
 }
 
 impl Drop for FuturesLocal {
     fn drop(&mut self) {
-        self.shutdown(Duration::from_secs(1));
+        self.shutdown(self.life.drop_grace());
     }
 }
 
 fn make() -> Result<Arc<dyn Runner>, RunError> {
-    let life = Lifecycle::new(&FUTURES_LOCAL.name);
+    let config = Config::new("futures-local");
+    let life = Lifecycle::new(FUTURES_LOCAL, &config);
     let id = life.reactor();
     let (commands, receiver) = mpsc::channel();
-    let thread = Joiner::spawn("futures-local", move || pool_thread(id, receiver))
-        .map_err(|e| thread_error("futures-local", e))?;
+    life.spawn(&config.thread_name, move || pool_thread(id, receiver))?;
     Ok(Arc::new(FuturesLocal {
         life,
         commands: Mutex::new(Some(commands)),
-        thread: Mutex::new(Some(thread)),
     }))
 }
 

@@ -1,14 +1,10 @@
 //! `smol-fresh`: a new executor per cell.
 
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use autoawait_core::kit::{lock, reply, thread_error, Config, Joiner, Lifecycle, JOIN_MARGIN};
-use autoawait_core::{
-    CancelToken, Cell, CellResult, EventualResult, RunError, RunOptions, Runner, RunnerInfo,
-    Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::CancelToken;
 use smol::future::FutureExt as _;
 use smol::LocalExecutor;
 
@@ -38,26 +34,19 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Fresh {
-    info: RunnerInfo,
     life: Lifecycle,
     config: Config,
     /// Cancels the background cells at shutdown.
     tasks: CancelToken,
-    threads: Mutex<Vec<Joiner>>,
 }
 
 impl Fresh {
     /// A runner that makes its executors as cells come.
     pub fn new(config: Config) -> Self {
         Fresh {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
+            life: Lifecycle::new(INFO, &config),
             config,
             tasks: CancelToken::new(),
-            threads: Mutex::new(Vec::new()),
         }
     }
 
@@ -66,10 +55,7 @@ impl Fresh {
         let (reply, eventual) = reply(self.config.spin);
         let reactor = self.life.reactor();
         let opts = RunOptions::default().cancel_token(self.tasks.clone());
-        let mut threads = lock(&self.threads);
-        threads.retain(|t| !t.is_finished());
-        let name = &self.config.thread_name;
-        let thread = Joiner::spawn(name, move || {
+        self.life.spawn(&self.config.thread_name, move || {
             let _driving = reactor.enter();
             let ex = Rc::new(LocalExecutor::new());
             let scope = ExecutorScope::enter(&reactor, &ex);
@@ -80,17 +66,14 @@ impl Fresh {
             smol::block_on(task.or(tick_forever_local(&ex)));
             drop(scope);
             drop(ex);
-        })
-        .map_err(|e| thread_error(name, e))?;
-        threads.push(thread);
-        drop(threads);
+        })?;
         eventual.recv().ok_or_else(|| self.life.stopped())
     }
 }
 
 impl Runner for Fresh {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -120,10 +103,7 @@ impl Runner for Fresh {
         self.tasks.cancel();
         // Cancelled tasks end at their next poll; one stuck in blocking code cannot
         // be stopped and is left detached after the grace (as is the caller's own).
-        Joiner::join_all(
-            std::mem::take(&mut *lock(&self.threads)),
-            grace.saturating_add(JOIN_MARGIN),
-        );
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -131,8 +111,4 @@ impl Runner for Fresh {
     }
 }
 
-impl Drop for Fresh {
-    fn drop(&mut self) {
-        self.shutdown(self.config.drop_grace);
-    }
-}
+runner_traits!(Fresh);

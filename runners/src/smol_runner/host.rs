@@ -3,17 +3,13 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use autoawait_core::kit::{
-    lock, quietly, reply, thread_error, Config, Joiner, Lifecycle, JOIN_MARGIN,
-};
-use autoawait_core::{
-    Advice, Capabilities, Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions,
-    Runner, RunnerInfo, Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::kit::quietly;
+use autoawait_core::Capabilities;
 use smol::future::FutureExt as _;
 use smol::Executor;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -66,13 +62,10 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Host {
-    info: RunnerInfo,
     life: Lifecycle,
     config: Config,
     executor: Arc<Shared>,
     stop: smol::channel::Sender<()>,
-    /// The runner's own thread, when it plays the host itself.
-    thread: Mutex<Option<Joiner>>,
     /// The host is a current_thread runtime of someone else's: blocking a thread
     /// of a current_thread runtime may block the host.
     host_is_current_thread: bool,
@@ -85,7 +78,7 @@ impl Host {
     ///
     /// If a runtime of its own is needed and cannot start.
     pub fn new(config: Config) -> Result<Self, RunError> {
-        let life = Lifecycle::new(&config.name);
+        let life = Lifecycle::new(INFO, &config);
         let ex = Arc::new(Executor::new());
         let executor = Arc::new(Shared::new(ex.clone()));
         let (stop, stop_rx) = smol::channel::bounded::<()>(1);
@@ -97,32 +90,24 @@ impl Host {
             release: executor.clone(),
         };
         let mut host_is_current_thread = false;
-        let thread = match Handle::try_current() {
+        match Handle::try_current() {
             Ok(host) => {
                 host_is_current_thread = host.runtime_flavor() == RuntimeFlavor::CurrentThread;
                 drop(host.spawn(driver));
-                None
             }
+            // No host: a tokio runtime of its own, on its own thread, plays it.
             Err(_) => {
                 let rt = crate::tokio_runner::current_thread(&config.thread_name)?;
-                let name = &config.thread_name;
-                let thread = Joiner::spawn(name, move || {
+                life.spawn(&config.thread_name, move || {
                     let _ = rt.block_on(rt.spawn(driver));
-                })
-                .map_err(|e| thread_error(name, e))?;
-                Some(thread)
+                })?;
             }
-        };
+        }
         Ok(Host {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
             life,
             config,
             executor,
             stop,
-            thread: Mutex::new(thread),
             host_is_current_thread,
         })
     }
@@ -199,7 +184,7 @@ impl Drop for Driving {
 
 impl Runner for Host {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -223,22 +208,14 @@ impl Runner for Host {
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
-        self.life.check()?;
-        let ex = self.executor.get(&self.life)?;
-        spawn_send(&ex, &self.life.reactor(), &self.life, cell)
+        spawn_send(&self.life, &self.executor, self.life.reactor(), cell)
     }
 
     fn shutdown(&self, grace: Duration) {
         self.life.stop();
         self.stop.close();
         drop(self.executor.take());
-        if self.life.reactor().is_current() {
-            return;
-        }
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            thread.join_within(grace.saturating_add(JOIN_MARGIN));
-        }
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -246,8 +223,4 @@ impl Runner for Host {
     }
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.shutdown(self.config.drop_grace);
-    }
-}
+runner_traits!(Host);

@@ -232,18 +232,17 @@ fn spawn_on(ex: &LocalExecutor<'static>, reactor: &ReactorId, cell: Cell) -> Eve
     }
 }
 
-/// Spawns a `Send` cell on a shared executor; a local cell is `Unsupported`.
+/// Spawns a `Send` cell on the shared executor of `life`'s runner, waited on as
+/// `driver`; a local cell is `Unsupported`.
 fn spawn_send(
-    ex: &Executor<'static>,
-    reactor: &ReactorId,
     life: &Lifecycle,
+    executor: &Shared,
+    driver: ReactorId,
     cell: Cell,
 ) -> Result<EventualResult, RunError> {
-    let origin = cell.origin();
-    let fut = cell
-        .into_future()
-        .map_err(|_| RunError::local_spawn_unsupported(life.name()))?;
-    let (task, eventual) = EventualResult::task(origin, fut, Some(reactor));
+    life.check()?;
+    let ex = executor.get(life)?;
+    let (task, eventual) = life.send_task(cell, None, driver)?;
     ex.spawn(task).detach();
     Ok(eventual)
 }
@@ -300,7 +299,3 @@ inventory::submit! {
          of autoawait-runners as well as `smol`",
     )
 }
-
-runner_debug!(Threaded, PerCell, Fresh, Nested);
-#[cfg(feature = "tokio")]
-runner_debug!(Host);

@@ -2,14 +2,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use autoawait_core::kit::{lock, quietly, thread_error, Config, Joiner, Lifecycle, JOIN_MARGIN};
-use autoawait_core::{
-    Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions, Runner, RunnerInfo,
-    Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::kit::quietly;
 use smol::future::FutureExt as _;
 use smol::Executor;
 
@@ -42,15 +39,12 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Nested {
-    info: RunnerInfo,
     /// Entered by threads running cells: names the runner for `WrongRuntime`.
     life: Lifecycle,
     /// Entered by the runner's own thread: waiting for a task there would deadlock.
     driver: ReactorId,
-    drop_grace: Duration,
     executor: Shared,
     stop: smol::channel::Sender<()>,
-    thread: Mutex<Option<Joiner>>,
 }
 
 impl Nested {
@@ -63,7 +57,8 @@ impl Nested {
         let ex = Arc::new(Executor::new());
         let driver = ReactorId::new(&config.name);
         let (stop, stopped_rx) = smol::channel::bounded::<()>(1);
-        let thread = Joiner::spawn(&config.thread_name, {
+        let life = Lifecycle::new(INFO, &config);
+        life.spawn(&config.thread_name, {
             let ex = ex.clone();
             move || {
                 let _driving = driver.enter();
@@ -80,26 +75,19 @@ impl Nested {
                 .is_err()
                 {}
             }
-        })
-        .map_err(|e| thread_error(&config.thread_name, e))?;
+        })?;
         Ok(Nested {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
+            life,
             driver,
-            drop_grace: config.drop_grace,
             executor: Shared::new(ex),
             stop,
-            thread: Mutex::new(Some(thread)),
         })
     }
 }
 
 impl Runner for Nested {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -110,9 +98,7 @@ impl Runner for Nested {
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
-        self.life.check()?;
-        let ex = self.executor.get(&self.life)?;
-        spawn_send(&ex, &self.driver, &self.life, cell)
+        spawn_send(&self.life, &self.executor, self.driver, cell)
     }
 
     fn shutdown(&self, grace: Duration) {
@@ -121,13 +107,7 @@ impl Runner for Nested {
         // Tasks are dropped with the last clone of the executor: this one, or the
         // thread's, or that of a cell still running.
         drop(self.executor.take());
-        if self.driver.is_current() {
-            return;
-        }
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            thread.join_within(grace.saturating_add(JOIN_MARGIN));
-        }
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -135,8 +115,4 @@ impl Runner for Nested {
     }
 }
 
-impl Drop for Nested {
-    fn drop(&mut self) {
-        self.shutdown(self.drop_grace);
-    }
-}
+runner_traits!(Nested);

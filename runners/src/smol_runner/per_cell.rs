@@ -3,10 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoawait_core::kit::{Config, Lifecycle};
-use autoawait_core::{
-    Cell, CellResult, EventualResult, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
 use smol::Executor;
 
 use super::services::SERVICES;
@@ -35,7 +32,6 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct PerCell {
-    info: RunnerInfo,
     life: Lifecycle,
     executor: Shared,
 }
@@ -44,11 +40,7 @@ impl PerCell {
     /// A runner with a new executor.
     pub fn new(config: Config) -> Self {
         PerCell {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
+            life: Lifecycle::new(INFO, &config),
             executor: Shared::new(Arc::new(Executor::new())),
         }
     }
@@ -56,7 +48,7 @@ impl PerCell {
 
 impl Runner for PerCell {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -67,9 +59,7 @@ impl Runner for PerCell {
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
-        self.life.check()?;
-        let ex = self.executor.get(&self.life)?;
-        spawn_send(&ex, &self.life.reactor(), &self.life, cell)
+        spawn_send(&self.life, &self.executor, self.life.reactor(), cell)
     }
 
     fn shutdown(&self, _grace: Duration) {
@@ -82,3 +72,5 @@ impl Runner for PerCell {
         Some(&SERVICES)
     }
 }
+
+runner_debug!(PerCell);

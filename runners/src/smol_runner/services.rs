@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use autoawait_core::{BoxFuture, ByteStream, Listener, Services};
+use autoawait_core::{AcceptFn, BoxFuture, ByteStream, Listener, Services};
 use smol::Timer;
 
 /// async-io's timers and sockets, for cells of any smol runner.
@@ -31,23 +31,14 @@ impl Services for SmolServices {
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
             let listener = smol::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(SmolListener(listener)) as Box<dyn Listener>)
-        })
-    }
-}
-
-struct SmolListener(smol::net::TcpListener);
-
-impl Listener for SmolListener {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn accept(&self) -> BoxFuture<'static, io::Result<(Box<dyn ByteStream>, SocketAddr)>> {
-        let listener = self.0.clone();
-        Box::pin(async move {
-            let (stream, peer) = listener.accept().await?;
-            Ok((Box::new(stream) as Box<dyn ByteStream>, peer))
+            let accept = AcceptFn::new(listener.local_addr()?, move || {
+                let listener = listener.clone();
+                Box::pin(async move {
+                    let (stream, peer) = listener.accept().await?;
+                    Ok((Box::new(stream) as Box<dyn ByteStream>, peer))
+                })
+            });
+            Ok(Box::new(accept) as Box<dyn Listener>)
         })
     }
 }

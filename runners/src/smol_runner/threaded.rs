@@ -2,16 +2,12 @@
 
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autoawait_core::kit::{
-    lock, reply, thread_error, Config, Joiner, Lifecycle, Mailbox, ReplySender, Spin, JOIN_MARGIN,
-};
-use autoawait_core::{
-    Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions, Runner, RunnerInfo,
-    Services, Strategy, Task,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::kit::JOIN_MARGIN;
+use autoawait_core::Task;
 use smol::future::FutureExt as _;
 use smol::{LocalExecutor, Timer};
 
@@ -60,12 +56,9 @@ enum Job {
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Threaded {
-    info: RunnerInfo,
     life: Lifecycle,
     spin: Duration,
-    drop_grace: Duration,
     mailbox: Arc<Mailbox<Job>>,
-    thread: Mutex<Option<Joiner>>,
 }
 
 impl Threaded {
@@ -75,25 +68,18 @@ impl Threaded {
     ///
     /// If the thread cannot start.
     pub fn new(config: Config) -> Result<Self, RunError> {
-        let life = Lifecycle::new(&config.name);
+        let life = Lifecycle::new(INFO, &config);
         let reactor = life.reactor();
         let mailbox: Arc<Mailbox<Job>> = Arc::default();
         let jobs = mailbox.clone();
         let spin = config.spin;
-        let thread = Joiner::spawn(&config.thread_name, move || {
-            reactor_thread(reactor, &jobs, spin);
-        })
-        .map_err(|e| thread_error(&config.thread_name, e))?;
+        life.spawn(&config.thread_name, move || {
+            reactor_thread(reactor, &jobs, spin)
+        })?;
         Ok(Threaded {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
             life,
             spin,
-            drop_grace: config.drop_grace,
             mailbox,
-            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -190,7 +176,7 @@ fn start(ex: &LocalExecutor<'static>, reactor: &ReactorId, job: Job) {
 
 impl Runner for Threaded {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -228,14 +214,8 @@ impl Runner for Threaded {
         let now = Instant::now();
         let deadline = now.checked_add(grace).unwrap_or(now + JOIN_MARGIN * 1000);
         let _ = self.mailbox.push(Job::Stop(deadline));
-        if self.life.reactor().is_current() {
-            // Called from a cell: the thread cannot join itself; it ends after this cell.
-            return;
-        }
-        let thread = lock(&self.thread).take();
-        if let Some(thread) = thread {
-            thread.join_within(grace.saturating_add(JOIN_MARGIN));
-        }
+        // From a cell, the thread cannot join itself: it ends after this cell.
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -243,8 +223,4 @@ impl Runner for Threaded {
     }
 }
 
-impl Drop for Threaded {
-    fn drop(&mut self) {
-        self.shutdown(self.drop_grace);
-    }
-}
+runner_traits!(Threaded);

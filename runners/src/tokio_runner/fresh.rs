@@ -1,13 +1,9 @@
 //! `tokio-fresh`: a new runtime per cell.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use autoawait_core::kit::{lock, thread_error, Config, Joiner, Lifecycle, JOIN_MARGIN};
-use autoawait_core::{
-    CancelToken, Cell, CellResult, EventualResult, RunError, RunOptions, Runner, RunnerInfo,
-    Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::CancelToken;
 use tokio::runtime::Handle;
 
 use super::services::SERVICES;
@@ -38,34 +34,27 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Fresh {
-    info: RunnerInfo,
+    /// The runner, and the threads of the tasks spawned from outside any cell.
     life: Lifecycle,
     config: Config,
     /// Cancels the tasks spawned from outside any cell, at shutdown.
     tasks: CancelToken,
-    /// The threads of those tasks (`<name>-task`).
-    threads: Mutex<Vec<Joiner>>,
 }
 
 impl Fresh {
     /// A runner that builds its runtimes as cells come.
     pub fn new(config: Config) -> Self {
         Fresh {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
+            life: Lifecycle::new(INFO, &config),
             config,
             tasks: CancelToken::new(),
-            threads: Mutex::new(Vec::new()),
         }
     }
 }
 
 impl Runner for Fresh {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -90,7 +79,7 @@ impl Runner for Fresh {
         let reactor = self.life.reactor();
         let fut = cell
             .into_future()
-            .map_err(|_| RunError::local_spawn_unsupported(self.life.name()))?;
+            .map_err(|_| self.life.local_spawn_unsupported())?;
         if reactor.is_current() {
             if let Ok(handle) = Handle::try_current() {
                 let (task, eventual) = EventualResult::task(origin, fut, Some(&reactor));
@@ -103,23 +92,18 @@ impl Runner for Fresh {
         let name = format!("{}-task", self.config.thread_name);
         let rt = current_thread(&name)?;
         let grace = self.config.drop_grace;
-        let thread = Joiner::spawn(&name, move || {
+        self.life.spawn(&name, move || {
             let _driving = reactor.enter();
             rt.block_on(task);
             rt.shutdown_timeout(grace);
-        })
-        .map_err(|e| thread_error(&name, e))?;
-        let mut threads = lock(&self.threads);
-        threads.retain(|t| !t.is_finished());
-        threads.push(thread);
+        })?;
         Ok(eventual)
     }
 
     fn shutdown(&self, grace: Duration) {
         self.life.stop();
         self.tasks.cancel();
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        Joiner::join_all(threads, grace.saturating_add(JOIN_MARGIN));
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -127,8 +111,4 @@ impl Runner for Fresh {
     }
 }
 
-impl Drop for Fresh {
-    fn drop(&mut self) {
-        self.shutdown(self.config.drop_grace);
-    }
-}
+runner_traits!(Fresh);

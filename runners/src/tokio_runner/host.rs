@@ -3,11 +3,8 @@
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use autoawait_core::kit::{lock, reply, Config, Lifecycle};
-use autoawait_core::{
-    Advice, BoxFuture, CancelToken, Cell, CellResult, EventualResult, RunError, RunOptions, Runner,
-    RunnerInfo, Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::CancelToken;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 use super::services::SERVICES;
@@ -80,7 +77,6 @@ fn attached() -> Option<Handle> {
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Host {
-    info: RunnerInfo,
     life: Lifecycle,
     config: Config,
     /// Cancels the tasks this runner spawned, at shutdown.
@@ -93,11 +89,7 @@ impl Host {
     /// A runner that finds its runtime on first use.
     pub fn new(config: Config) -> Self {
         Host {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
+            life: Lifecycle::new(INFO, &config),
             config,
             tasks: CancelToken::new(),
             owned: OnceLock::new(),
@@ -136,7 +128,7 @@ impl Host {
         // A current_thread runtime driven by another thread: hand the cell over.
         let fut = cell
             .into_future()
-            .map_err(|_| RunError::local_spawn_unsupported(self.life.name()))?;
+            .map_err(|_| self.life.local_spawn_unsupported())?;
         if !opts.is_empty() {
             // Timeout and cancel apply on this side too, so that they work even if
             // nothing drives the host runtime; giving up aborts the task.
@@ -163,7 +155,7 @@ impl Drop for AbortOnDrop {
 
 impl Runner for Host {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -213,15 +205,11 @@ impl Runner for Host {
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
         self.life.check()?;
-        let origin = cell.origin();
-        let fut = cell
-            .into_future()
-            .map_err(|_| RunError::local_spawn_unsupported(self.life.name()))?;
-        let target = self.target(Handle::try_current().ok().as_ref())?;
-        let opts = RunOptions::default().cancel_token(self.tasks.clone());
-        let reactor = self.life.reactor();
-        let (task, eventual) = EventualResult::task(origin, opts.guard(fut), Some(&reactor));
-        target.spawn(task);
+        let (task, eventual) = self
+            .life
+            .send_task(cell, Some(&self.tasks), self.life.reactor())?;
+        self.target(Handle::try_current().ok().as_ref())?
+            .spawn(task);
         Ok(eventual)
     }
 
@@ -242,8 +230,4 @@ impl Runner for Host {
     }
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.shutdown(self.config.drop_grace);
-    }
-}
+runner_traits!(Host);

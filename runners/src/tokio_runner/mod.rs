@@ -209,5 +209,3 @@ inventory::submit! {
 inventory::submit! {
     RunnerFactory::new(nested::INFO, || Ok(Arc::new(Nested::new(Config::new("tokio-nested"))?)))
 }
-
-runner_debug!(Threaded, PerCell, Fresh, Host, Nested);

@@ -3,11 +3,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use autoawait_core::kit::{lock, Config, Lifecycle};
-use autoawait_core::{
-    Cell, CellResult, EventualResult, ReactorId, RunError, RunOptions, Runner, RunnerInfo,
-    Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 use super::services::SERVICES;
@@ -40,13 +36,11 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Nested {
-    info: RunnerInfo,
     /// Marks the threads polling our cells (for error messages).
     life: Lifecycle,
     /// Names the runner in task results; never entered, since waiting for a task
     /// from a cell is fine here (workers run it).
     tasks_of: ReactorId,
-    drop_grace: Duration,
     handle: Handle,
     runtime: Mutex<Option<Runtime>>,
 }
@@ -60,13 +54,8 @@ impl Nested {
     pub fn new(config: Config) -> Result<Self, RunError> {
         let rt = multi_thread(&config, &format!("{}-worker", config.thread_name))?;
         Ok(Nested {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
+            life: Lifecycle::new(INFO, &config),
             tasks_of: ReactorId::new(&config.name),
-            drop_grace: config.drop_grace,
             handle: rt.handle().clone(),
             runtime: Mutex::new(Some(rt)),
         })
@@ -80,7 +69,7 @@ impl Nested {
 
 impl Runner for Nested {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -99,11 +88,7 @@ impl Runner for Nested {
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
         self.life.check()?;
-        let origin = cell.origin();
-        let fut = cell
-            .into_future()
-            .map_err(|_| RunError::local_spawn_unsupported(self.life.name()))?;
-        let (task, eventual) = EventualResult::task(origin, fut, Some(&self.tasks_of));
+        let (task, eventual) = self.life.send_task(cell, None, self.tasks_of)?;
         self.handle.spawn(task);
         Ok(eventual)
     }
@@ -124,8 +109,4 @@ impl Runner for Nested {
     }
 }
 
-impl Drop for Nested {
-    fn drop(&mut self) {
-        self.shutdown(self.drop_grace);
-    }
-}
+runner_traits!(Nested);

@@ -4,10 +4,8 @@ use std::sync::RwLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use autoawait_core::kit::{Config, Lifecycle, JOIN_MARGIN};
-use autoawait_core::{
-    Cell, CellResult, EventualResult, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy,
-};
+use autoawait_core::kit::prelude::*;
+use autoawait_core::kit::JOIN_MARGIN;
 use tokio::runtime::{Handle, Runtime};
 
 use super::services::SERVICES;
@@ -40,9 +38,7 @@ pub(super) const INFO: RunnerInfo = RunnerInfo::new(
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct PerCell {
-    info: RunnerInfo,
     life: Lifecycle,
-    drop_grace: Duration,
     /// Spawns without driving the runtime (tasks wait for the next cell).
     handle: Handle,
     /// Read-locked while a cell runs; taken by shutdown.
@@ -58,12 +54,7 @@ impl PerCell {
     pub fn new(config: Config) -> Result<Self, RunError> {
         let rt = current_thread(&config.thread_name)?;
         Ok(PerCell {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
-            life: Lifecycle::new(&config.name),
-            drop_grace: config.drop_grace,
+            life: Lifecycle::new(INFO, &config),
             handle: rt.handle().clone(),
             rt: RwLock::new(Some(rt)),
         })
@@ -84,7 +75,7 @@ impl PerCell {
 
 impl Runner for PerCell {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -98,18 +89,14 @@ impl Runner for PerCell {
             block_on(self.life.name(), rt, opts.guard(cell.into_local_future()))
         };
         if self.life.is_stopped() {
-            self.finish_shutdown(self.drop_grace);
+            self.finish_shutdown(self.life.drop_grace());
         }
         out
     }
 
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
         self.life.check()?;
-        let origin = cell.origin();
-        let fut = cell
-            .into_future()
-            .map_err(|_| RunError::local_spawn_unsupported(self.life.name()))?;
-        let (task, eventual) = EventualResult::task(origin, fut, Some(&self.life.reactor()));
+        let (task, eventual) = self.life.send_task(cell, None, self.life.reactor())?;
         self.handle.spawn(task);
         Ok(eventual)
     }
@@ -149,7 +136,9 @@ impl Drop for PerCell {
         self.life.stop();
         let rt = self.rt.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(rt) = rt {
-            shut_down(rt, self.drop_grace);
+            shut_down(rt, self.life.drop_grace());
         }
     }
 }
+
+runner_debug!(PerCell);

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoawait_core::{BoxFuture, ByteStream, Listener, Services};
+use autoawait_core::{AcceptFn, BoxFuture, ByteStream, Listener, Services};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// tokio's timer and TCP, for cells of any tokio runner.
@@ -34,25 +34,16 @@ impl Services for TokioServices {
 
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            Ok(Box::new(TokioListener(Arc::new(listener))) as Box<dyn Listener>)
-        })
-    }
-}
-
-struct TokioListener(Arc<tokio::net::TcpListener>);
-
-impl Listener for TokioListener {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn accept(&self) -> BoxFuture<'static, io::Result<(Box<dyn ByteStream>, SocketAddr)>> {
-        let listener = self.0.clone();
-        Box::pin(async move {
-            let (stream, peer) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            Ok((Box::new(stream.compat()) as Box<dyn ByteStream>, peer))
+            let listener = Arc::new(tokio::net::TcpListener::bind(addr).await?);
+            let accept = AcceptFn::new(listener.local_addr()?, move || {
+                let listener = listener.clone();
+                Box::pin(async move {
+                    let (stream, peer) = listener.accept().await?;
+                    stream.set_nodelay(true)?;
+                    Ok((Box::new(stream.compat()) as Box<dyn ByteStream>, peer))
+                })
+            });
+            Ok(Box::new(accept) as Box<dyn Listener>)
         })
     }
 }

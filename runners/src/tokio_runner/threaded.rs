@@ -4,17 +4,11 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use autoawait_core::kit::{
-    lock, reply, thread_error, Config, Joiner, Lifecycle, Mailbox, Spin, JOIN_MARGIN,
-};
-use autoawait_core::{
-    Advice, Cell, CellResult, EventualResult, RunError, RunOptions, Runner, RunnerInfo, Services,
-    Strategy,
-};
+use autoawait_core::kit::prelude::*;
 use tokio::task::LocalSet;
 
 use super::services::SERVICES;
@@ -52,12 +46,9 @@ enum Msg {
 /// # Ok::<(), autoawait_core::RunError>(())
 /// ```
 pub struct Threaded {
-    info: RunnerInfo,
     life: Lifecycle,
     spin: Duration,
-    drop_grace: Duration,
     mailbox: Arc<Mailbox<Msg>>,
-    thread: Mutex<Option<Joiner>>,
 }
 
 impl Threaded {
@@ -68,12 +59,12 @@ impl Threaded {
     /// If the runtime cannot be built or the thread cannot start.
     pub fn new(config: Config) -> Result<Self, RunError> {
         let rt = current_thread(&format!("{}-blocking", config.thread_name))?;
-        let life = Lifecycle::new(&config.name);
+        let life = Lifecycle::new(INFO, &config);
         let reactor = life.reactor();
         let mailbox: Arc<Mailbox<Msg>> = Arc::default();
         let jobs = mailbox.clone();
         let (spin, grace) = (config.spin, config.drop_grace);
-        let thread = Joiner::spawn(&config.thread_name, move || {
+        life.spawn(&config.thread_name, move || {
             let _driving = reactor.enter();
             let local = LocalSet::new();
             let grace = local.block_on(&rt, reactor_loop(&jobs, spin, grace));
@@ -82,18 +73,11 @@ impl Threaded {
             drop(jobs.close());
             drop(local);
             shut_down(rt, grace);
-        })
-        .map_err(|e| thread_error(&config.thread_name, e))?;
+        })?;
         Ok(Threaded {
-            info: RunnerInfo {
-                name: config.name.clone(),
-                ..INFO
-            },
             life,
             spin,
-            drop_grace: config.drop_grace,
             mailbox,
-            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -147,7 +131,7 @@ async fn reactor_loop(mailbox: &Mailbox<Msg>, budget: Duration, grace: Duration)
 
 impl Runner for Threaded {
     fn info(&self) -> &RunnerInfo {
-        &self.info
+        self.life.info()
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
@@ -197,7 +181,7 @@ impl Runner for Threaded {
                     catch_unwind(AssertUnwindSafe(|| tokio::task::spawn_local(task)))
                 })
                 .map_err(|_| RunError::Unsupported {
-                    runner: self.info.name.to_string(),
+                    runner: self.life.name().to_owned(),
                     reason: "a `!Send` cell can be spawned from a cell or from another \
                              thread, not from a task started with `tokio::spawn`"
                         .into(),
@@ -223,10 +207,8 @@ impl Runner for Threaded {
         self.life.stop();
         let _ = self.mailbox.push(Msg::Stop(grace));
         // From a cell on the reactor thread, the thread ends after that cell and
-        // cannot join itself: `Joiner::join_within` leaves it detached.
-        if let Some(thread) = lock(&self.thread).take() {
-            thread.join_within(grace.saturating_add(JOIN_MARGIN));
-        }
+        // cannot join itself: it is left detached.
+        self.life.join(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -234,8 +216,4 @@ impl Runner for Threaded {
     }
 }
 
-impl Drop for Threaded {
-    fn drop(&mut self) {
-        self.shutdown(self.drop_grace);
-    }
-}
+runner_traits!(Threaded);
