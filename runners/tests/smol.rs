@@ -3,36 +3,15 @@
 #![cfg(feature = "smol")]
 
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
-use autoawait_core::{Cell, Registry, RunError, RunOptions, Runner, RunnerExt, WaitError};
+use autoawait_core::{Cell, Registry, RunError, RunOptions, RunnerExt, WaitError};
 use autoawait_runners as _;
-
-const WATCHDOG: Duration = Duration::from_secs(60);
+use autoawait_test_support::{thread_name, Fixture};
 
 /// Runs `body` on its own thread and fails if it does not finish in time.
 fn watchdog(body: impl FnOnce() + Send + 'static) {
-    autoawait_test_support::watchdog("test-smol", WATCHDOG, body);
-}
-
-/// A runner of its own, shut down when dropped.
-struct Fixture(Arc<dyn Runner>);
-
-impl Fixture {
-    fn new(name: &str) -> Self {
-        Fixture(Registry::new().get(name).unwrap())
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.0.shutdown(Duration::from_secs(5));
-    }
-}
-
-fn thread_name() -> String {
-    std::thread::current().name().unwrap_or("").to_owned()
+    autoawait_test_support::watchdog("test-smol", Duration::from_secs(60), body);
 }
 
 /// A `!Send` cell answering 42.

@@ -8,27 +8,11 @@ use std::time::Duration;
 
 use autoawait_core::{Cell, EventualResult, Registry, RunError, RunOptions, Runner, RunnerExt};
 use autoawait_runners::tokio_runner;
-
-const WATCHDOG: Duration = Duration::from_secs(60);
+use autoawait_test_support::{thread_name, Fixture};
 
 /// Runs `body` on its own thread and fails if it does not finish in time.
 fn watchdog(body: impl FnOnce() + Send + 'static) {
-    autoawait_test_support::watchdog("test-tokio", WATCHDOG, body);
-}
-
-/// A runner of its own, shut down when dropped.
-struct Fixture(Arc<dyn Runner>);
-
-impl Fixture {
-    fn new(name: &str) -> Self {
-        Fixture(Registry::new().get(name).unwrap())
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.0.shutdown(Duration::from_secs(5));
-    }
+    autoawait_test_support::watchdog("test-tokio", Duration::from_secs(60), body);
 }
 
 /// `attach` is process-wide: tests that depend on what is attached take turns.
@@ -36,10 +20,6 @@ static ATTACH: Mutex<()> = Mutex::new(());
 
 fn attach_lock() -> std::sync::MutexGuard<'static, ()> {
     ATTACH.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn thread_name() -> String {
-    std::thread::current().name().unwrap_or("").to_owned()
 }
 
 #[test]

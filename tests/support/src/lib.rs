@@ -1,4 +1,5 @@
-//! Builds the workspace's plugin cdylibs for tests and benches.
+//! What the workspace's tests share: building the plugin cdylibs, a watchdog, a
+//! runner of a test's own.
 //!
 //! A test cannot depend on a cdylib, so the plugins are built with a nested
 //! `cargo build` into a target directory of their own, next to the caller's
@@ -185,4 +186,38 @@ pub fn run_with_limit(mut cmd: Command, limit: std::time::Duration) -> (bool, St
         Some(status) => (status.success(), text),
         None => (false, format!("{text}\n[killed after {limit:?}]")),
     }
+}
+
+/// A runner of a test's own (from a registry of its own), shut down when dropped.
+pub struct Fixture(pub std::sync::Arc<dyn autoawait_core::Runner>);
+
+impl Fixture {
+    /// Runner `name` of a new [`Registry`](autoawait_core::Registry).
+    ///
+    /// # Panics
+    ///
+    /// If the runner cannot be had.
+    pub fn new(name: &str) -> Self {
+        let runner = autoawait_core::Registry::new()
+            .get(name)
+            .unwrap_or_else(|e| panic!("cannot create runner `{name}`: {e}"));
+        Fixture(runner)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.0.shutdown(std::time::Duration::from_secs(5));
+    }
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Fixture").field(&self.0).finish()
+    }
+}
+
+/// The name of the calling thread (empty if it has none).
+pub fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_owned()
 }
