@@ -618,7 +618,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let g = lua.globals();
 
     g.set(
-        engine::SHOW,
+        crate::cells::SHOW,
         lua.load("return function(...) return ... end")
             .eval::<Function>()?,
     )?;
@@ -882,7 +882,7 @@ fn run_nested(lua: &Lua, shared: &Arc<Shared>, source: &str) -> mlua::Result<Mul
     let count = shared.next_count();
     let id = CellId::new(count);
     let outer = shared.output_cell();
-    let func = engine::compile(lua, source, id)?;
+    let func = crate::cells::compile(lua, source, count)?;
     // The nested cell's output is the running cell's, not late output.
     shared.sink.cell_started(id);
     let call = func.call_async::<MultiValue>(());

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use autoawait_core::{
     current_cell, current_runner_name, CancelToken, Cell, CellId, CellResult, LookupError,
@@ -14,55 +15,58 @@ use autoawait_core::{
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 
 use crate::builtins::{self, RichValue};
+use crate::cells::compile;
 use crate::errors::lua_error;
 use crate::magics;
 use crate::output::{show_values, Output, Rich, Sink};
-use crate::{ErrorInfo, ErrorKind};
+use crate::{Completeness, ErrorInfo, ErrorKind};
 
-/// What running one cell gave: its number and whether it failed.
-///
-/// The outputs themselves (stream text, `Out[n]`, the error) went to the [`Sink`].
+/// What running one cell gave: its number, its value (`Out[n]`), or why it failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CellReport {
+pub struct CellOutcome {
     /// The execution count of the cell (`n` in `In[n]`); `0` for a blank cell.
     pub count: u64,
-    /// Why the cell failed, if it did (also sent to the sink as [`Output::Error`]).
+    /// The value of its final expression, if any and if it did not fail.
+    pub value: Option<Rich>,
+    /// Why the cell failed, if it did.
     pub error: Option<ErrorInfo>,
 }
 
-impl CellReport {
+impl CellOutcome {
     /// `true` if the cell did not fail.
     pub fn is_ok(&self) -> bool {
         self.error.is_none()
     }
 }
 
-/// Whether some source is a complete cell yet (for multi-line input).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Completeness {
-    /// Run it.
-    Complete,
-    /// Lua wants more lines (an open `function`, `do`, string, ...).
-    Incomplete,
+/// The cell the engine runs now: what the instruction hook watches, so that an
+/// interrupt or a timeout stops its Lua code too, not only its awaits.
+struct Running {
+    id: CellId,
+    cancel: Option<CancelToken>,
+    deadline: Option<(Instant, Duration)>,
 }
 
 /// State shared by the engine and the Lua builtins (which may run on any thread).
 pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn Sink>,
     selector: Mutex<Selector<'static>>,
+    /// The execution count of the last cell (nested cells take the next).
     count: AtomicU64,
-    /// The cell the engine is running (0: none).
-    running: AtomicU64,
-    /// The cell an interrupt was asked for: the instruction hook stops its Lua code.
-    interrupted: AtomicU64,
+    /// The id of the last cell started: where output of no cell goes.
+    last: AtomicU64,
+    running: Mutex<Option<Running>>,
     /// Make a cancel token per cell (set once an [`Interrupter`] exists).
     interruptible: AtomicBool,
-    token: Mutex<Option<CancelToken>>,
 }
 
 impl Shared {
     pub(crate) fn selector(&self) -> MutexGuard<'_, Selector<'static>> {
         self.selector.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The next execution count.
@@ -73,9 +77,9 @@ impl Shared {
     /// The cell output belongs to: the one being polled, else the one the engine
     /// runs, else the last one (a plugin's reactor thread calling back into Lua).
     pub(crate) fn output_cell(&self) -> CellId {
-        current_cell().unwrap_or_else(|| match self.running.load(Ordering::Relaxed) {
-            0 => CellId::new(self.count.load(Ordering::Relaxed)),
-            running => CellId::new(running),
+        current_cell().unwrap_or_else(|| match &*self.running() {
+            Some(running) => running.id,
+            None => CellId::new(self.last.load(Ordering::Relaxed)),
         })
     }
 
@@ -87,6 +91,29 @@ impl Shared {
             }
         }
         self.selector().runner()
+    }
+
+    /// What the instruction hook says about the Lua code running now: stop it if
+    /// it belongs to the running cell and that cell was cancelled or timed out.
+    fn check_running(&self) -> Result<(), RunError> {
+        let running = self.running();
+        let Some(running) = running.as_ref() else {
+            return Ok(());
+        };
+        if current_cell() != Some(running.id) {
+            return Ok(());
+        }
+        if running
+            .cancel
+            .as_ref()
+            .is_some_and(CancelToken::is_cancelled)
+        {
+            return Err(RunError::Cancelled);
+        }
+        match running.deadline {
+            Some((at, after)) if Instant::now() >= at => Err(RunError::TimedOut { after }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -119,8 +146,8 @@ impl<F: Future> Future for SyncMode<F> {
     }
 }
 
-/// Interrupts the running cell from another thread (a Ctrl-C handler, a kernel's
-/// interrupt request): its future is dropped and its Lua code stopped.
+/// Interrupts the running cell from another thread (a Ctrl-C handler): its
+/// cancel token fires, so its future is dropped and its Lua code stopped.
 #[derive(Clone)]
 pub struct Interrupter(Arc<Shared>);
 
@@ -128,15 +155,15 @@ impl Interrupter {
     /// Cancels the cell that is running now, if any; `false` if none was. The next
     /// cell is not affected.
     pub fn interrupt(&self) -> bool {
-        let running = self.0.running.load(Ordering::SeqCst);
-        if running == 0 {
-            return false;
+        match &*self.0.running() {
+            Some(running) => {
+                if let Some(token) = &running.cancel {
+                    token.cancel();
+                }
+                true
+            }
+            None => false,
         }
-        self.0.interrupted.store(running, Ordering::SeqCst);
-        if let Some(token) = &*self.0.token.lock().unwrap_or_else(|e| e.into_inner()) {
-            token.cancel();
-        }
-        true
     }
 }
 
@@ -197,21 +224,17 @@ impl Engine {
             sink,
             selector: Mutex::new(Selector::new(Registry::global())),
             count: AtomicU64::new(0),
-            running: AtomicU64::new(0),
-            interrupted: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            running: Mutex::new(None),
             interruptible: AtomicBool::new(false),
-            token: Mutex::new(None),
         });
         builtins::install(&lua, &shared).map_err(|e| lua_error(&e))?;
         let hook_shared = shared.clone();
         lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(10_000),
-            move |_, _| {
-                let stop = hook_shared.interrupted.load(Ordering::Relaxed);
-                if stop != 0 && current_cell().map(CellId::get) == Some(stop) {
-                    return Err(mlua::Error::external(RunError::Cancelled));
-                }
-                Ok(VmState::Continue)
+            move |_, _| match hook_shared.check_running() {
+                Ok(()) => Ok(VmState::Continue),
+                Err(err) => Err(mlua::Error::external(err)),
             },
         )
         .map_err(|e| lua_error(&e))?;
@@ -281,81 +304,113 @@ impl Engine {
         self.shared.count.load(Ordering::Relaxed)
     }
 
-    /// Makes `count` the number of the last cell run: the next is `In[count + 1]`.
-    /// For a front end that numbers cells itself (a kernel, whose silent requests
-    /// take no number).
-    pub fn set_execution_count(&self, count: u64) {
-        self.shared.count.store(count, Ordering::Relaxed);
-    }
-
     /// The `%autoawait` state: which runner, on or off.
     pub fn selector(&self) -> MutexGuard<'_, Selector<'static>> {
         self.shared.selector()
     }
 
     /// A handle that interrupts the running cell from another thread. From the first
-    /// call on, each cell runs with a cancel token.
+    /// call on, each cell runs with a cancel token of its own unless it has one.
     pub fn interrupter(&self) -> Interrupter {
         self.shared.interruptible.store(true, Ordering::SeqCst);
         Interrupter(self.shared.clone())
     }
 
-    /// Whether `source` is a complete cell: magics always are; Lua is once it parses
-    /// (or fails for another reason than a missing end).
+    /// Whether `source` is a complete cell ([`completeness`](crate::completeness)).
     pub fn is_complete(&self, source: &str) -> Completeness {
-        is_complete(&self.lua, source)
+        crate::completeness(source)
     }
 
     /// Runs one cell: Lua source, `%line` magics on their own lines, or a `%%cell`
-    /// magic on the first line. A blank cell does nothing and takes no number.
-    pub fn run_cell(&mut self, source: &str) -> CellReport {
+    /// magic on the first line, numbered `In[n]` after the last. Its value and error
+    /// go to the [`Sink`] too. A blank cell does nothing and takes no number.
+    pub fn run_cell(&mut self, source: &str) -> CellOutcome {
         self.run_cell_with(source, &RunOptions::default())
     }
 
-    /// [`run_cell`](Self::run_cell) with a timeout or cancel token of your own.
-    pub fn run_cell_with(&mut self, source: &str, opts: &RunOptions) -> CellReport {
+    /// [`run_cell`](Self::run_cell) with a timeout or cancel token of your own. Both
+    /// stop CPU-bound Lua too (the VM's instruction hook watches them).
+    pub fn run_cell_with(&mut self, source: &str, opts: &RunOptions) -> CellOutcome {
         if source.trim().is_empty() {
-            return CellReport {
+            return CellOutcome {
                 count: 0,
+                value: None,
                 error: None,
             };
         }
         let count = self.shared.next_count();
-        let id = CellId::new(count);
-        let mut opts_own;
-        let mut opts = opts;
-        if self.shared.interruptible.load(Ordering::Relaxed) {
-            let token = opts.cancel.clone().unwrap_or_default();
-            *self.shared.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
-            opts_own = opts.clone();
-            opts_own.cancel = Some(token);
-            opts = &opts_own;
+        self.run(CellId::new(count), count, source, opts, true)
+    }
+
+    /// Runs one cell as cell `id`, numbered `count`, for a front end that numbers
+    /// its cells itself (a kernel: its requests carry their own ids): the value and
+    /// the error come back in the [`CellOutcome`] only, for the front end to show.
+    /// Later cells of [`run_cell`](Self::run_cell) are numbered after `count`.
+    pub fn run_cell_as(
+        &mut self,
+        id: CellId,
+        count: u64,
+        source: &str,
+        opts: &RunOptions,
+    ) -> CellOutcome {
+        self.shared.count.store(count, Ordering::Relaxed);
+        self.run(id, count, source, opts, false)
+    }
+
+    fn run(
+        &mut self,
+        id: CellId,
+        count: u64,
+        source: &str,
+        opts: &RunOptions,
+        emit: bool,
+    ) -> CellOutcome {
+        let mut opts = opts.clone();
+        if opts.cancel.is_none() && self.shared.interruptible.load(Ordering::Relaxed) {
+            opts.cancel = Some(CancelToken::new());
         }
-        self.shared.running.store(count, Ordering::SeqCst);
-        self.shared.interrupted.store(0, Ordering::SeqCst);
+        *self.shared.running() = Some(Running {
+            id,
+            cancel: opts.cancel.clone(),
+            deadline: opts.timeout.map(|after| (Instant::now() + after, after)),
+        });
+        self.shared.last.store(id.get(), Ordering::Relaxed);
         self.shared.sink.cell_started(id);
-        let result = self.dispatch(source, id, opts);
-        let error = match result {
-            Ok(Some(value)) => {
-                self.shared.sink.emit(id, Output::Result { count, value });
-                None
+        let result = self.dispatch(source, id, count, &opts);
+        if emit {
+            match &result {
+                Ok(Some(value)) => self.shared.sink.emit(
+                    id,
+                    Output::Result {
+                        count,
+                        value: value.clone(),
+                    },
+                ),
+                Ok(None) => {}
+                Err(err) => self.shared.sink.emit(id, Output::Error(err.clone())),
             }
-            Ok(None) => None,
-            Err(err) => {
-                self.shared.sink.emit(id, Output::Error(err.clone()));
-                Some(err)
-            }
-        };
+        }
         self.shared.sink.cell_finished(id);
-        self.shared.running.store(0, Ordering::SeqCst);
-        *self.shared.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        CellReport { count, error }
+        *self.shared.running() = None;
+        match result {
+            Ok(value) => CellOutcome {
+                count,
+                value,
+                error: None,
+            },
+            Err(err) => CellOutcome {
+                count,
+                value: None,
+                error: Some(err),
+            },
+        }
     }
 
     fn dispatch(
         &mut self,
         source: &str,
         id: CellId,
+        count: u64,
         opts: &RunOptions,
     ) -> Result<Option<Rich>, ErrorInfo> {
         let trimmed = source.trim_start();
@@ -365,10 +420,10 @@ impl Engine {
                 .trim()
                 .split_once(char::is_whitespace)
                 .unwrap_or((line.trim(), ""));
-            return magics::run_cell_magic(self, name, args.trim(), body, id, opts);
+            return magics::run_cell_magic(self, name, args.trim(), body, id, count, opts);
         }
         if !source.lines().any(|l| l.trim_start().starts_with('%')) {
-            return self.run_lua(source, id, opts);
+            return self.run_lua(source, id, count, opts);
         }
         // Lua with `%magic` lines: run in order; magic lines become blank lines of the
         // Lua source so that error line numbers stay those of the cell.
@@ -379,13 +434,13 @@ impl Engine {
             let t = line.trim_start();
             if let Some(rest) = t.strip_prefix('%') {
                 if has_lua {
-                    self.run_lua(&lua_src, id, opts)?;
+                    self.run_lua(&lua_src, id, count, opts)?;
                     has_lua = false;
                 }
                 lua_src = lua_src.lines().map(|_| "\n").collect();
                 lua_src.push('\n');
                 let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                last = magics::run_line_magic(self, name, args.trim(), id, opts)?;
+                last = magics::run_line_magic(self, name, args.trim(), id, count, opts)?;
             } else {
                 has_lua |= !t.is_empty();
                 lua_src.push_str(line);
@@ -393,7 +448,7 @@ impl Engine {
             }
         }
         if has_lua {
-            last = self.run_lua(&lua_src, id, opts)?;
+            last = self.run_lua(&lua_src, id, count, opts)?;
         }
         Ok(last)
     }
@@ -403,9 +458,10 @@ impl Engine {
         &self,
         source: &str,
         id: CellId,
+        count: u64,
         opts: &RunOptions,
     ) -> Result<Option<Rich>, ErrorInfo> {
-        let func = compile(&self.lua, source, id).map_err(|e| lua_error(&e))?;
+        let func = compile(&self.lua, source, count).map_err(|e| lua_error(&e))?;
         let values = self.execute(func, id, opts)?;
         Ok(to_rich(&values))
     }
@@ -499,170 +555,5 @@ pub(crate) fn to_rich(values: &MultiValue) -> Option<Rich> {
             _ => Some(Rich::text(show_values(values))),
         },
         _ => Some(Rich::text(show_values(values))),
-    }
-}
-
-/// The identity function the value of a cell's final expression goes through.
-pub(crate) const SHOW: &str = "__autoawait_show";
-
-/// The chunk name of cell `id`: errors read `In[3]:2: ...`.
-pub(crate) fn chunk_name(id: CellId) -> String {
-    format!("=In[{id}]")
-}
-
-/// Compiles a cell the way the Lua REPL does: as an expression first (its value is
-/// shown), then as statements; a cell whose last lines are an expression after
-/// statements shows that expression.
-pub(crate) fn compile(lua: &Lua, source: &str, id: CellId) -> mlua::Result<Function> {
-    let name = chunk_name(id);
-    let load = |src: String| lua.load(src).set_name(name.as_str()).into_function();
-    // `return f()` would be a tail call, losing the cell's frame from tracebacks: the
-    // values go through an identity function instead.
-    if looks_like_statement(source) {
-        // The hot path (`x = 1`): one compile instead of a failed expression first.
-        if let Ok(f) = load(source.to_owned()) {
-            return Ok(f);
-        }
-    }
-    let lines: Vec<&str> = source.trim_end().lines().collect();
-    if lines.len() > 1 {
-        // Statements, then an expression: show it (IPython's rule). Tried before the
-        // whole cell as one expression, because Lua reads `f()\n"s"` as `f()("s")`.
-        for split in (lines.len().saturating_sub(8).max(1)..lines.len()).rev() {
-            let (head, tail) = lines.split_at(split);
-            if head.iter().all(|l| l.trim().is_empty()) {
-                break;
-            }
-            let src = format!("{}\nreturn {SHOW}({}\n)", head.join("\n"), tail.join("\n"));
-            if let Ok(f) = load(src) {
-                return Ok(f);
-            }
-        }
-    }
-    if let Ok(f) = load(format!("return {SHOW}({source}\n)")) {
-        return Ok(f);
-    }
-    load(source.to_owned())
-}
-
-/// `true` if a one-line cell cannot be an expression: it starts with a statement
-/// keyword or assigns at the top level (an `=` outside brackets, strings and comments).
-fn looks_like_statement(source: &str) -> bool {
-    let src = source.trim();
-    if src.contains('\n') {
-        return false;
-    }
-    const KEYWORDS: &[&str] = &[
-        "local", "function", "for", "while", "if", "repeat", "do", "return", "goto",
-    ];
-    let first = src
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .next()
-        .unwrap_or("");
-    if KEYWORDS.contains(&first) {
-        return true;
-    }
-    let bytes = src.as_bytes();
-    let (mut depth, mut i) = (0i32, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'(' | b'{' | b'[' => depth += 1,
-            b')' | b'}' | b']' => depth -= 1,
-            q @ (b'"' | b'\'') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => return false,
-            b'=' if depth == 0 => {
-                let prev = if i > 0 { bytes[i - 1] } else { b' ' };
-                let next = bytes.get(i + 1).copied().unwrap_or(b' ');
-                return next != b'=' && !matches!(prev, b'=' | b'<' | b'>' | b'~');
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    false
-}
-
-/// See [`Engine::is_complete`].
-pub(crate) fn is_complete(lua: &Lua, source: &str) -> Completeness {
-    let trimmed = source.trim_start();
-    if trimmed.starts_with("%%") {
-        // A cell magic ends with an empty line.
-        return if source.ends_with('\n') {
-            Completeness::Complete
-        } else {
-            Completeness::Incomplete
-        };
-    }
-    let lua_only: String = source
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with('%') {
-                ""
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    if lua_only.trim().is_empty() {
-        return Completeness::Complete;
-    }
-    match lua
-        .load(lua_only.as_str())
-        .set_name("=cell")
-        .into_function()
-    {
-        Err(mlua::Error::SyntaxError {
-            incomplete_input: true,
-            ..
-        }) => {
-            if lua
-                .load(format!("return {lua_only}"))
-                .into_function()
-                .is_ok()
-            {
-                Completeness::Complete
-            } else {
-                Completeness::Incomplete
-            }
-        }
-        _ => Completeness::Complete,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::looks_like_statement;
-
-    #[test]
-    fn statements_are_told_from_expressions() {
-        for s in [
-            "x = 1",
-            "t[1] = 2",
-            "s = 'a=b'",
-            "a, b = 1, 2",
-            "local x",
-            "return 1",
-        ] {
-            assert!(looks_like_statement(s), "{s}");
-        }
-        for s in [
-            "x == 1",
-            "{a = 1}",
-            "'a=b'",
-            "a >= b",
-            "a ~= b",
-            "x -- = y",
-            "functional(1)",
-            "f(function() x = 1 end)",
-            "x = 1\ny",
-        ] {
-            assert!(!looks_like_statement(s), "{s}");
-        }
     }
 }

@@ -1,19 +1,21 @@
 //! `autoawait kernel`: the engine as a Jupyter kernel ([`autoawait_kernel::Session`]).
 //!
-//! The kernel crate speaks the protocol; this module adapts the [`Engine`]: its
-//! [`Sink`] becomes the kernel's output handle (so output of a cell and of every task
-//! it spawned goes out with the parent header of the request that ran that cell), the
-//! cell's value and error become the execute reply, an interrupt cancels the cell's
-//! token and stops CPU-bound Lua through the engine's [`Interrupter`](crate::Interrupter).
+//! The kernel crate speaks the protocol and knows no Lua; this module adapts the
+//! [`Engine`]: each request runs as the cell the kernel made for it
+//! ([`Engine::run_cell_as`]: one id, one number), its [`Sink`] becomes the kernel's
+//! output handle (so output of a cell and of every task it spawned goes out with the
+//! parent header of the request that ran that cell), the cell's value and error
+//! become the execute reply, and an interrupt fires the request's cancel token,
+//! which stops awaits and CPU-bound Lua alike.
 //! `autoawait kernel -f FILE` and `autoawait kernel install` live in main.rs.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use autoawait_core::{current_cell, CellId, Registry, RunOptions};
 use autoawait_kernel::{
-    Completeness, Completions, ErrorReport, ExecuteContext, ExecuteOutcome, Kernel, KernelOutput,
-    MimeBundle, Session,
+    Completeness, Completions, ErrorReport, ExecuteContext, ExecuteOutcome, Kernel, KernelInfo,
+    KernelOutput, MimeBundle, Session,
 };
 use mlua::{Lua, Table, Value};
 
@@ -22,74 +24,41 @@ use crate::{
     MAGICS,
 };
 
-/// The engine's outputs, sent through the kernel. The running cell's value and error
-/// are kept for the execute reply instead (the kernel publishes them itself).
-struct KernelSink {
-    out: KernelOutput,
-    running: Mutex<Running>,
-}
-
-#[derive(Default)]
-struct Running {
-    cell: Option<CellId>,
-    value: Option<Rich>,
-    errors: Vec<ErrorInfo>,
-}
-
-impl KernelSink {
-    fn running(&self) -> MutexGuard<'_, Running> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+/// The engine's outputs, sent through the kernel as they come: a cell's own value
+/// and error come back from [`Engine::run_cell_as`] instead, for the reply.
+struct KernelSink(KernelOutput);
 
 impl Sink for KernelSink {
     fn emit(&self, cell: CellId, output: Output) {
+        let out = &self.0;
         match output {
-            Output::Stdout(text) => self.out.stdout(Some(cell), &text),
-            Output::Stderr(text) => self.out.stderr(Some(cell), &text),
-            Output::Display { value, id: None } => self.out.display(Some(cell), &bundle(&value)),
+            Output::Stdout(text) => out.stdout(Some(cell), &text),
+            Output::Stderr(text) => out.stderr(Some(cell), &text),
+            Output::Display { value, id: None } => out.display(Some(cell), &bundle(&value)),
             Output::Display {
                 value,
                 id: Some(id),
-            } => self.out.display_with_id(Some(cell), &bundle(&value), &id),
+            } => out.display_with_id(Some(cell), &bundle(&value), &id),
             Output::UpdateDisplay { id, value } => {
-                self.out.update_display(Some(cell), &bundle(&value), &id);
+                out.update_display(Some(cell), &bundle(&value), &id);
             }
+            // A nested cell's value, a task's error: output of the cell that ran them.
             Output::Result { count, value } => {
-                let mut running = self.running();
-                if running.cell == Some(cell) {
-                    running.value = Some(value);
-                } else {
-                    drop(running);
-                    self.out.execute_result(Some(cell), count, &bundle(&value));
-                }
+                out.execute_result(Some(cell), count, &bundle(&value))
             }
-            Output::Error(err) => {
-                let mut running = self.running();
-                if running.cell == Some(cell) {
-                    running.errors.push(err);
-                } else {
-                    drop(running);
-                    self.out.error(Some(cell), &report(&err));
-                }
-            }
+            Output::Error(err) => out.error(Some(cell), &report(&err)),
         }
     }
 
     fn cell_started(&self, cell: CellId) {
-        // The engine numbers cells itself: route its id to the running request.
-        self.out.cell_started(cell);
-        *self.running() = Running {
-            cell: Some(cell),
-            ..Running::default()
-        };
+        // A nested cell (`run_cell`) is output of the request running now.
+        self.0.cell_started(cell);
     }
 }
 
 /// The Lua engine as a kernel session.
 pub struct LuaSession {
     engine: Engine,
-    sink: Arc<KernelSink>,
 }
 
 impl std::fmt::Debug for LuaSession {
@@ -106,15 +75,7 @@ impl LuaSession {
     /// If the Lua state cannot be set up, or `runner` is unknown.
     pub fn new(kernel: &Kernel, runner: Option<&str>) -> Result<Self, ErrorInfo> {
         let out = kernel.output();
-        let sink = Arc::new(KernelSink {
-            out: out.clone(),
-            running: Mutex::new(Running::default()),
-        });
-        let engine = Engine::new(sink.clone())?;
-        let interrupter = engine.interrupter();
-        kernel.on_interrupt(move || {
-            interrupter.interrupt();
-        });
+        let engine = Engine::new(Arc::new(KernelSink(out.clone())))?;
         // `%autoawait tokio-host`: cells run on the kernel's own loop (ipykernel's way).
         autoawait_runners::tokio_runner::attach(kernel.runtime_handle());
         if let Some(name) = runner {
@@ -124,7 +85,27 @@ impl LuaSession {
                 .map_err(|e| ErrorInfo::from(&e))?;
         }
         install_kernel_builtins(&engine, out)?;
-        Ok(LuaSession { engine, sink })
+        Ok(LuaSession { engine })
+    }
+}
+
+/// What `kernel_info_reply` says: Lua 5.4 cells, implementation `autoawait`.
+pub fn kernel_info() -> KernelInfo {
+    KernelInfo {
+        implementation: "autoawait".into(),
+        implementation_version: env!("CARGO_PKG_VERSION").into(),
+        language: "lua".into(),
+        language_version: "5.4".into(),
+        mimetype: "text/x-lua".into(),
+        file_extension: ".lua".into(),
+        banner: format!(
+            "autoawait {}: Lua 5.4 cells that await, on the runner of your choice (%autoawait --list)",
+            env!("CARGO_PKG_VERSION")
+        ),
+        help_links: vec![(
+            "Lua 5.4 manual".into(),
+            "https://www.lua.org/manual/5.4/".into(),
+        )],
     }
 }
 
@@ -161,6 +142,10 @@ fn help_query(code: &str) -> Option<&str> {
 }
 
 impl Session for LuaSession {
+    fn info(&self) -> KernelInfo {
+        kernel_info()
+    }
+
     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
         if let Some(name) = help_query(code) {
             return match self.inspect(name, name.len(), 0) {
@@ -175,44 +160,22 @@ impl Session for LuaSession {
             };
         }
         let opts = RunOptions::default().cancel_token(ctx.cancel.clone());
-        if ctx.store_history {
-            // The notebook's number for this cell, also in tracebacks and task names.
-            self.engine
-                .set_execution_count(ctx.execution_count.saturating_sub(1));
-        }
-        let report = self.engine.run_cell_with(code, &opts);
-        let running = std::mem::take(&mut *self.sink.running());
-        // Errors of the cell's own tasks that were not the cell's error: show them.
-        for err in running
-            .errors
-            .iter()
-            .filter(|e| Some(*e) != report.error.as_ref())
-        {
-            self.sink.out.error(running.cell, &self::report(err));
-        }
-        match report.error {
+        let outcome = self
+            .engine
+            .run_cell_as(ctx.cell, ctx.execution_count, code, &opts);
+        match outcome.error {
             Some(err) => Err(self::report(&err)),
-            None => Ok(running.value.as_ref().map(bundle)),
+            None => Ok(outcome.value.as_ref().map(bundle)),
         }
     }
 
     fn is_complete(&mut self, code: &str) -> Completeness {
-        if code.trim_start().starts_with('%') {
-            return Completeness::Complete;
-        }
-        match self.engine.is_complete(code) {
+        match crate::completeness(code) {
+            LuaCompleteness::Complete => Completeness::Complete,
             LuaCompleteness::Incomplete => Completeness::Incomplete {
                 indent: String::new(),
             },
-            LuaCompleteness::Complete => {
-                let lua = self.engine.lua();
-                let parses = |src: &str| lua.load(src).into_function().is_ok();
-                if parses(&format!("return {code}")) || parses(code) {
-                    Completeness::Complete
-                } else {
-                    Completeness::Invalid
-                }
-            }
+            LuaCompleteness::Invalid => Completeness::Invalid,
         }
     }
 

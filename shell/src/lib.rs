@@ -37,8 +37,8 @@ mod output;
 mod plugins;
 pub mod term;
 
-pub use cells::parse_percent;
-pub use engine::{CellReport, Completeness, Engine, Interrupter};
+pub use cells::{completeness, parse_percent, Completeness};
+pub use engine::{CellOutcome, Engine, Interrupter};
 pub use errors::{ErrorInfo, ErrorKind};
 pub use magics::{Magic, MagicKind, BUILTINS, MAGICS};
 pub use output::{Output, Rich, Sink, VecSink};

@@ -54,6 +54,8 @@ struct Call<'a> {
     /// The cell body, for `%%name`.
     body: Option<&'a str>,
     id: CellId,
+    /// The cell's execution count, for chunk names (`In[3]:2:`).
+    count: u64,
     opts: &'a RunOptions,
 }
 
@@ -166,6 +168,7 @@ pub(crate) fn run_line_magic(
     name: &str,
     args: &str,
     id: CellId,
+    count: u64,
     opts: &RunOptions,
 ) -> Result<Option<Rich>, ErrorInfo> {
     let magic = find(name).ok_or_else(|| unknown(name, "%"))?;
@@ -181,6 +184,7 @@ pub(crate) fn run_line_magic(
             args,
             body: None,
             id,
+            count,
             opts,
         },
     )
@@ -192,6 +196,7 @@ pub(crate) fn run_cell_magic(
     args: &str,
     body: &str,
     id: CellId,
+    count: u64,
     opts: &RunOptions,
 ) -> Result<Option<Rich>, ErrorInfo> {
     let magic = find(name).ok_or_else(|| unknown(name, "%%"))?;
@@ -206,6 +211,7 @@ pub(crate) fn run_cell_magic(
             args,
             body: Some(body),
             id,
+            count,
             opts,
         },
     )
@@ -262,7 +268,7 @@ fn run_in_reactor(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, E
     let func = engine
         .lua()
         .load(format!("\n{body}"))
-        .set_name(engine::chunk_name(call.id))
+        .set_name(crate::cells::chunk_name(call.count))
         .into_function()
         .map_err(|e| lua_error(&e))?;
     let runner = engine
@@ -336,17 +342,17 @@ pub(crate) fn format_time(secs: f64) -> String {
 }
 
 /// Compiles the statement to time (a cell of its own number).
-fn timed_function(engine: &Engine, source: &str, id: CellId) -> Result<Function, ErrorInfo> {
+fn timed_function(engine: &Engine, source: &str, count: u64) -> Result<Function, ErrorInfo> {
     if source.trim().is_empty() {
         return Err(ErrorInfo::usage("nothing to time: give a statement"));
     }
-    engine::compile(engine.lua(), source, id).map_err(|e| lua_error(&e))
+    crate::cells::compile(engine.lua(), source, count).map_err(|e| lua_error(&e))
 }
 
 fn timeit(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
     let (number, repeat, rest) = timing_options(call.args)?;
     let source = call.body.unwrap_or(rest);
-    let func = timed_function(engine, source, call.id)?;
+    let func = timed_function(engine, source, call.count)?;
     let repeat = repeat.unwrap_or(7);
     // The whole measurement is one cell future, so the statement may await.
     let driver = engine
@@ -412,7 +418,7 @@ fn timeit(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo
 
 fn time(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
     let source = call.body.unwrap_or(call.args);
-    let func = timed_function(engine, source, call.id)?;
+    let func = timed_function(engine, source, call.count)?;
     let start = Instant::now();
     let result = engine.execute(func, call.id, call.opts);
     say(

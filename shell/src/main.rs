@@ -77,7 +77,8 @@ fn kernel_command(matches: &ArgMatches, sub: &ArgMatches) -> anyhow::Result<bool
         } else {
             InstallTarget::User
         };
-        let dir = KernelSpec::for_current_exe()?.install(&target)?;
+        let info = autoawait_shell::kernel::kernel_info();
+        let dir = KernelSpec::for_current_exe(&info)?.install(&target)?;
         println!("installed the autoawait kernelspec in {}", dir.display());
         return Ok(true);
     }

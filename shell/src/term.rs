@@ -17,7 +17,6 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Editor, ExternalPrinter, Helper};
 
-use crate::engine::is_complete;
 use crate::{Completeness, Engine, ErrorInfo, ErrorKind, Output, Sink};
 
 type Printer = Box<dyn ExternalPrinter + Send>;
@@ -231,15 +230,14 @@ pub fn run_file(path: &Path, runner: Option<&str>, keep_going: bool) -> anyhow::
 }
 
 /// Line editing for cells: Enter runs the cell once Lua can parse it.
-struct CellHelper {
-    lua: mlua::Lua,
-}
+struct CellHelper;
 
 impl Validator for CellHelper {
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        Ok(match is_complete(&self.lua, ctx.input()) {
-            Completeness::Complete => ValidationResult::Valid(None),
+        Ok(match crate::completeness(ctx.input()) {
             Completeness::Incomplete => ValidationResult::Incomplete,
+            // Run an invalid cell too: its syntax error is the answer.
+            Completeness::Complete | Completeness::Invalid => ValidationResult::Valid(None),
         })
     }
 }
@@ -270,9 +268,7 @@ pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     let mut editor: Editor<CellHelper, DefaultHistory> = Editor::new()?;
-    editor.set_helper(Some(CellHelper {
-        lua: mlua::Lua::new(),
-    }));
+    editor.set_helper(Some(CellHelper));
     if let Ok(printer) = editor.create_external_printer() {
         sink.set_printer(Some(Box::new(printer)));
     }

@@ -168,8 +168,8 @@ fn completeness_follows_the_lua_parser() {
         assert_eq!(c("s = [[long"), Completeness::Incomplete);
         assert_eq!(
             c("x = = 1"),
-            Completeness::Complete,
-            "invalid: run it to see the error"
+            Completeness::Invalid,
+            "no more lines can make it valid"
         );
         assert_eq!(c("%autoawait tokio"), Completeness::Complete);
         assert_eq!(c("%%timeit"), Completeness::Incomplete);

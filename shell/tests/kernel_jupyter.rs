@@ -2,7 +2,7 @@
 //! suite, jupyter_client (bad HMAC, interrupt, background output routing) and nbclient,
 //! against the kernelspec installed into a venv under the target dir.
 //!
-//! Needs python3 (the venv is provisioned by shell/kernel/python/provision.sh). Without
+//! Needs python3 (the venv is provisioned by kernel/python/provision.sh). Without
 //! it the test fails loudly; `AUTOAWAIT_SKIP_PYTHON_TESTS=1` skips it on purpose.
 
 mod common;
@@ -16,7 +16,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_autoawait");
 
 fn python_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kernel/python")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kernel/python")
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoawait_core::{CellId, Registry};
-use autoawait_shell::{CellReport, Engine, ErrorInfo, Output, VecSink};
+use autoawait_shell::{CellOutcome, Engine, ErrorInfo, Output, VecSink};
 
 /// Runs `body` on its own thread and fails the test if it takes longer than `secs`.
 pub(crate) fn watchdog<T: Send + 'static>(
@@ -32,7 +32,7 @@ impl Shell {
     }
 
     /// Runs a cell and returns its report and outputs.
-    pub(crate) fn run(&mut self, src: &str) -> (CellReport, Vec<(CellId, Output)>) {
+    pub(crate) fn run(&mut self, src: &str) -> (CellOutcome, Vec<(CellId, Output)>) {
         let report = self.engine.run_cell(src);
         (report, self.sink.take())
     }

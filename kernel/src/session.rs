@@ -4,7 +4,7 @@ use autoawait_core::{CancelToken, CellId};
 
 use crate::KernelOutput;
 
-/// A language engine the kernel drives: the Lua shell implements it.
+/// A language engine the kernel drives (the autoawait shell's Lua engine is one).
 ///
 /// The kernel calls every method on one thread (the thread that called
 /// [`Kernel::serve`](crate::Kernel::serve)), one request at a time, in the order the
@@ -15,11 +15,12 @@ use crate::KernelOutput;
 /// # Examples
 ///
 /// ```
-/// use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, MimeBundle, Session};
+/// use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, KernelInfo, MimeBundle, Session};
 ///
 /// struct Echo;
 ///
 /// impl Session for Echo {
+///     fn info(&self) -> KernelInfo { KernelInfo::default() }
 ///     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
 ///         ctx.output.stdout(Some(ctx.cell), &format!("{code}\n"));
 ///         Ok(Some(MimeBundle::text(code)))
@@ -32,9 +33,7 @@ use crate::KernelOutput;
 /// ```
 pub trait Session: Send {
     /// What `kernel_info_reply` says about the language. Asked once, at start.
-    fn info(&self) -> KernelInfo {
-        KernelInfo::lua()
-    }
+    fn info(&self) -> KernelInfo;
 
     /// Runs one cell; blocks until it is done.
     ///
@@ -259,7 +258,7 @@ impl Completions {
 }
 
 /// What `kernel_info_reply` says: the implementation and its language.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelInfo {
     /// `implementation` (`autoawait`).
     pub implementation: String,
@@ -277,26 +276,4 @@ pub struct KernelInfo {
     pub banner: String,
     /// `help_links`, as `(text, url)`.
     pub help_links: Vec<(String, String)>,
-}
-
-impl KernelInfo {
-    /// Lua 5.4 cells, implementation `autoawait`.
-    pub fn lua() -> Self {
-        KernelInfo {
-            implementation: "autoawait".into(),
-            implementation_version: env!("CARGO_PKG_VERSION").into(),
-            language: "lua".into(),
-            language_version: "5.4".into(),
-            mimetype: "text/x-lua".into(),
-            file_extension: ".lua".into(),
-            banner: format!(
-                "autoawait {}: Lua 5.4 cells that await, on the runner of your choice (%autoawait --list)",
-                env!("CARGO_PKG_VERSION")
-            ),
-            help_links: vec![(
-                "Lua 5.4 manual".into(),
-                "https://www.lua.org/manual/5.4/".into(),
-            )],
-        }
-    }
 }

@@ -135,23 +135,36 @@ pub struct KernelSpec {
     pub name: String,
     /// What notebooks show (`autoawait (Lua)`).
     pub display_name: String,
+    /// The language of its cells (`lua`).
+    pub language: String,
     /// The command line; `{connection_file}` is replaced by the front end.
     pub argv: Vec<String>,
 }
 
 impl KernelSpec {
-    /// The spec for `exe kernel -f {connection_file}`.
+    /// The spec for `exe kernel -f {connection_file}`, a kernel that says `info`:
+    /// named after its implementation, shown as `implementation (Language)`.
     ///
     /// # Examples
     ///
     /// ```
-    /// let spec = autoawait_kernel::KernelSpec::for_exe("/usr/bin/autoawait".as_ref());
+    /// use autoawait_kernel::{KernelInfo, KernelSpec};
+    ///
+    /// let info = KernelInfo { implementation: "autoawait".into(), language: "lua".into(), ..KernelInfo::default() };
+    /// let spec = KernelSpec::for_exe("/usr/bin/autoawait".as_ref(), &info);
     /// assert_eq!(spec.argv, ["/usr/bin/autoawait", "kernel", "-f", "{connection_file}"]);
+    /// assert_eq!(spec.display_name, "autoawait (Lua)");
     /// ```
-    pub fn for_exe(exe: &Path) -> Self {
+    pub fn for_exe(exe: &Path, info: &crate::KernelInfo) -> Self {
+        let mut language = info.language.chars();
+        let shown: String = language
+            .next()
+            .map(|c| c.to_uppercase().chain(language).collect())
+            .unwrap_or_default();
         KernelSpec {
-            name: "autoawait".into(),
-            display_name: "autoawait (Lua)".into(),
+            name: info.implementation.clone(),
+            display_name: format!("{} ({shown})", info.implementation),
+            language: info.language.clone(),
             argv: vec![
                 exe.display().to_string(),
                 "kernel".into(),
@@ -166,10 +179,10 @@ impl KernelSpec {
     /// # Errors
     ///
     /// [`InstallError::Io`] if the executable's path is unknown.
-    pub fn for_current_exe() -> Result<Self, InstallError> {
+    pub fn for_current_exe(info: &crate::KernelInfo) -> Result<Self, InstallError> {
         let exe = std::env::current_exe()
             .map_err(|e| InstallError::Io(PathBuf::from("<current exe>"), e))?;
-        Ok(Self::for_exe(&exe))
+        Ok(Self::for_exe(&exe, info))
     }
 
     /// The `kernel.json` text.
@@ -177,7 +190,7 @@ impl KernelSpec {
         let v = json!({
             "argv": self.argv,
             "display_name": self.display_name,
-            "language": "lua",
+            "language": self.language,
             "interrupt_mode": "message",
             "env": {},
             "metadata": { "debugger": false },
@@ -209,7 +222,7 @@ impl KernelSpec {
     }
 }
 
-/// A `size`×`size` RGBA logo: a Lua-blue disc with a white "await" ring.
+/// A `size`×`size` RGBA logo: a blue disc with a white "await" ring.
 pub(crate) fn logo_png(size: u32) -> Vec<u8> {
     let mut raw = Vec::with_capacity((size * (size * 4 + 1)) as usize);
     let c = (size as f32 - 1.0) / 2.0;
@@ -310,7 +323,12 @@ mod tests {
     #[test]
     fn install_writes_kernel_json_and_logos() {
         let dir = std::env::temp_dir().join(format!("autoawait-kernelspec-{}", std::process::id()));
-        let spec = KernelSpec::for_exe("/bin/autoawait".as_ref());
+        let info = crate::KernelInfo {
+            implementation: "autoawait".into(),
+            language: "lua".into(),
+            ..crate::KernelInfo::default()
+        };
+        let spec = KernelSpec::for_exe("/bin/autoawait".as_ref(), &info);
         let at = spec.install(&InstallTarget::Prefix(dir.clone())).unwrap();
         assert_eq!(at, dir.join("share/jupyter/kernels/autoawait"));
         let json: serde_json::Value =

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use autoawait_kernel::{
     Completeness, Completions, ConnectionInfo, ErrorReport, ExecuteContext, ExecuteOutcome, Kernel,
-    MimeBundle, Session,
+    KernelInfo, MimeBundle, Session,
 };
 
 /// A few lines of "Lua", enough for the suite's samples.
@@ -48,6 +48,18 @@ fn string_arg(code: &str, call: &str) -> Option<String> {
 }
 
 impl Session for ToyLua {
+    fn info(&self) -> KernelInfo {
+        KernelInfo {
+            implementation: "toy-lua".into(),
+            implementation_version: "0.1.0".into(),
+            language: "lua".into(),
+            language_version: "5.4".into(),
+            mimetype: "text/x-lua".into(),
+            file_extension: ".lua".into(),
+            ..KernelInfo::default()
+        }
+    }
+
     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
         let code = code.trim();
         let out = &ctx.output;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use autoawait_core::{block_on_inline, current_cell, in_cell};
 use autoawait_kernel::{
     detached_cell, Completeness, Completions, ConnectionInfo, ErrorReport, ExecuteContext,
-    ExecuteOutcome, Kernel, MimeBundle, Session,
+    ExecuteOutcome, Kernel, KernelInfo, MimeBundle, Session,
 };
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
@@ -50,6 +50,15 @@ impl Fake {
 }
 
 impl Session for Fake {
+    fn info(&self) -> KernelInfo {
+        KernelInfo {
+            implementation: "fake".into(),
+            language: "lua".into(),
+            file_extension: ".lua".into(),
+            ..KernelInfo::default()
+        }
+    }
+
     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
         self.log.executed.lock().unwrap().push(code.to_owned());
         let (cmd, arg) = code.split_once(' ').unwrap_or((code, ""));
@@ -71,6 +80,7 @@ impl Session for Fake {
             "sleep" => {
                 for _ in 0..3000 {
                     if ctx.cancel.is_cancelled() {
+                        self.log.interrupts.fetch_add(1, Ordering::SeqCst);
                         return Err(ErrorReport::new("Cancelled", "the cell was cancelled"));
                     }
                     std::thread::sleep(Duration::from_millis(10));
@@ -180,10 +190,6 @@ pub fn start_kernel(key: &str) -> Running {
     let info = kernel.connection_info().clone();
     let runtime = kernel.runtime_handle();
     let log = Arc::new(Log::default());
-    let hook_log = log.clone();
-    kernel.on_interrupt(move || {
-        hook_log.interrupts.fetch_add(1, Ordering::SeqCst);
-    });
     let session = Fake::new(log.clone());
     let serve = std::thread::Builder::new()
         .name("kernel-serve".into())

@@ -5,7 +5,7 @@
 # Prints the venv path on stdout. Fails loudly when python3 is missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../../.." && pwd)"
+root="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 venv="${AUTOAWAIT_JUPYTER_VENV:-$target/jupyter-venv}"
 python="${PYTHON:-python3}"

@@ -221,7 +221,7 @@ fn interrupt_cancels_the_running_cell_and_the_next_cell_works() {
             assert_eq!(
                 k.log.interrupts.load(Ordering::SeqCst),
                 1,
-                "the interrupt hook ran"
+                "the cell saw its token fire"
             );
 
             let next = c.execute("value 4").await;

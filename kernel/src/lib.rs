@@ -12,11 +12,12 @@
 //! [`CancelToken`](autoawait_core::CancelToken).
 //!
 //! ```no_run
-//! use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, MimeBundle, Session};
+//! use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, KernelInfo, MimeBundle, Session};
 //!
 //! struct Echo;
 //!
 //! impl Session for Echo {
+//!     fn info(&self) -> KernelInfo { KernelInfo::default() }
 //!     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
 //!         ctx.output.stdout(Some(ctx.cell), &format!("you said {code}\n"));
 //!         Ok(Some(MimeBundle::text(code.len().to_string())))

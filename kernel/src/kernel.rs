@@ -52,10 +52,11 @@ pub(crate) fn log(what: fmt::Arguments<'_>) {
 /// # Examples
 ///
 /// ```no_run
-/// use autoawait_kernel::{Completeness, ConnectionInfo, ExecuteContext, ExecuteOutcome, Kernel, Session};
+/// use autoawait_kernel::{Completeness, ConnectionInfo, ExecuteContext, ExecuteOutcome, Kernel, KernelInfo, Session};
 ///
 /// struct Quiet;
 /// impl Session for Quiet {
+///     fn info(&self) -> KernelInfo { KernelInfo::default() }
 ///     fn execute(&mut self, _code: &str, _ctx: &ExecuteContext) -> ExecuteOutcome { Ok(None) }
 ///     fn is_complete(&mut self, _code: &str) -> Completeness { Completeness::Complete }
 /// }
@@ -83,7 +84,7 @@ impl fmt::Debug for Kernel {
 
 /// Reads `connection_file`, starts a kernel (SIGINT interrupts cells), builds the
 /// session (`make_session` gets the kernel, for [`Kernel::output`] and
-/// [`Kernel::on_interrupt`]) and serves it until shutdown: all of
+/// the sessions own hooks) and serves it until shutdown: all of
 /// `autoawait kernel -f FILE`.
 ///
 /// # Errors
@@ -93,10 +94,11 @@ impl fmt::Debug for Kernel {
 /// # Examples
 ///
 /// ```no_run
-/// # use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, KernelOutput, Session};
+/// # use autoawait_kernel::{Completeness, ExecuteContext, ExecuteOutcome, KernelInfo, KernelOutput, Session};
 /// # struct Engine(KernelOutput);
 /// # impl Engine { fn new(out: KernelOutput) -> Self { Engine(out) } }
 /// # impl Session for Engine {
+/// #     fn info(&self) -> KernelInfo { KernelInfo::default() }
 /// #     fn execute(&mut self, _: &str, _: &ExecuteContext) -> ExecuteOutcome { Ok(None) }
 /// #     fn is_complete(&mut self, _: &str) -> Completeness { Completeness::Complete }
 /// # }
@@ -134,7 +136,7 @@ impl Kernel {
             iopub_tx,
             stdin_tx,
         ));
-        let kernel_info = Arc::new(Mutex::new(KernelInfo::lua()));
+        let kernel_info = Arc::new(Mutex::new(KernelInfo::default()));
         let stop = Arc::new(Notify::new());
         let io = Io {
             shared: shared.clone(),
@@ -212,24 +214,6 @@ impl Kernel {
         KernelOutput {
             shared: self.shared.clone(),
         }
-    }
-
-    /// Calls `hook` on every interrupt (`interrupt_request` on control, or SIGINT), on
-    /// the kernel's I/O thread, after the running cell's
-    /// [`ExecuteContext::cancel`](crate::ExecuteContext::cancel) fired. An engine uses
-    /// it to stop CPU-bound code that never reaches an await point (a Lua
-    /// instruction-count hook, say). Replaces an earlier hook.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # let kernel = autoawait_kernel::Kernel::start(
-    /// #     autoawait_kernel::ConnectionInfo::from_file("k.json".as_ref())?)?;
-    /// kernel.on_interrupt(|| eprintln!("interrupted"));
-    /// # Ok::<(), autoawait_kernel::KernelError>(())
-    /// ```
-    pub fn on_interrupt(&self, hook: impl Fn() + Send + Sync + 'static) {
-        *lock(&self.shared.interrupt_hook) = Some(Box::new(hook));
     }
 
     /// Makes SIGINT (Ctrl-C, `kill -INT`) interrupt the running cell like an

@@ -3,7 +3,7 @@
 Two ways to point it at a kernel:
 
 * AUTOAWAIT_CONNECTION_FILE=PATH: connect to a kernel that is already running
-  (the Rust test in shell/kernel/tests/jupyter_kernel_test.rs serves one in-process);
+  (the Rust test in kernel/tests/jupyter_kernel_test.rs serves one in-process);
 * otherwise start the installed kernelspec AUTOAWAIT_KERNEL_NAME (default
   "autoawait"), as Jupyter does: install it first with
   `autoawait kernel install --prefix "$VENV"` (or --sys-prefix inside the venv).

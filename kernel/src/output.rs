@@ -61,11 +61,7 @@ pub(crate) struct Shared {
     pub(crate) running: Mutex<Option<Running>>,
     pub(crate) input_waiter: Mutex<Option<std_mpsc::Sender<String>>>,
     pub(crate) shutting_down: AtomicBool,
-    pub(crate) interrupt_hook: Mutex<Option<InterruptHook>>,
 }
-
-/// Called on the I/O thread when an interrupt arrives.
-pub(crate) type InterruptHook = Box<dyn Fn() + Send + Sync>;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -86,7 +82,6 @@ impl Shared {
             running: Mutex::new(None),
             input_waiter: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
-            interrupt_hook: Mutex::new(None),
         }
     }
 
@@ -131,13 +126,11 @@ impl Shared {
         lock(&self.running).as_ref().map(|r| r.parent.clone())
     }
 
-    /// Cancels the running cell, if any (interrupt), and calls the interrupt hook.
+    /// Cancels the running cell, if any (interrupt): its token stops it, awaits
+    /// and CPU-bound code alike, whatever the engine.
     pub(crate) fn interrupt(&self) {
         if let Some(r) = lock(&self.running).as_ref() {
             r.cancel.cancel();
-        }
-        if let Some(hook) = lock(&self.interrupt_hook).as_ref() {
-            hook();
         }
     }
 }
