@@ -52,8 +52,22 @@ use autoawait_core::{RunError, Runner};
 
 pub use checks::*;
 
-/// How long one check may take before it counts as a deadlock.
+/// How long one check may take before it counts as a deadlock, unless
+/// [`WATCHDOG_ENV`] says otherwise.
 pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Seconds one check may take (overrides [`WATCHDOG`]): a runner under suspicion
+/// fails fast, a slow machine gets more time.
+pub const WATCHDOG_ENV: &str = "AUTOAWAIT_CHECK_TIMEOUT";
+
+/// The watchdog in force: [`WATCHDOG_ENV`] if set to seconds, else [`WATCHDOG`].
+pub fn watchdog() -> Duration {
+    std::env::var(WATCHDOG_ENV)
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(WATCHDOG, Duration::from_secs_f64)
+}
 
 type Make = dyn Fn() -> Result<Arc<dyn Runner>, RunError> + Send + Sync;
 type Isolate = dyn Fn(&Check) -> Command + Send + Sync;
@@ -291,10 +305,13 @@ pub fn run_check(subject: &Subject, check: &Check) -> Outcome {
     if let Err(e) = thread {
         return Outcome::Failed(format!("cannot start the check's thread: {e}"));
     }
-    match rx.recv_timeout(WATCHDOG) {
+    let limit = watchdog();
+    match rx.recv_timeout(limit) {
         Ok(Ok(())) => Outcome::Passed,
         Ok(Err(why)) => Outcome::Failed(why),
-        Err(_) => Outcome::Failed(format!("deadlock: did not finish within {WATCHDOG:?}")),
+        Err(_) => Outcome::Failed(format!(
+            "deadlock: did not finish within {limit:?} (more time: {WATCHDOG_ENV}=SECONDS)"
+        )),
     }
 }
 

@@ -28,11 +28,6 @@ impl Fixture {
     pub(crate) fn polls_once(&self) -> bool {
         self.runner.info().name == "sync"
     }
-
-    /// Core runners have no reactor for sockets; glommio's sockets are `!Send`.
-    pub(crate) fn has_sockets(&self) -> bool {
-        !matches!(&*self.runner.info().backend, "core" | "glommio")
-    }
 }
 
 impl Drop for Fixture {

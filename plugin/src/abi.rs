@@ -119,6 +119,36 @@ pub struct RunnerDecl {
     pub connect: Option<ConnectFn>,
     /// `Services::listen` on `addr` (`"ip:port"`, port 0 picks one).
     pub listen: Option<ListenFn>,
+    // ---- ABI 1.1: read only when the plugin's `runner_stride` covers it ----
+    /// Runs conformance check `check` (by name) in the plugin's own image against a
+    /// new runner made with `ctx`, with no host in between: the plugin's own `run`,
+    /// `spawn`, timeouts and cancels. Returns `ok`, `FAIL: why` or `skip: why`.
+    pub check: Option<CheckFn>,
+}
+
+/// [`RunnerDecl::check`].
+pub type CheckFn = unsafe extern "C" fn(ctx: *const c_void, check: FfiBuf) -> FfiBuf;
+
+/// A declaration of the ABI that may grow at its end, read from a plugin of any
+/// revision: the plugin says how far apart its declarations are (its stride).
+///
+/// # Safety
+///
+/// Every bit pattern of all zeros is a valid `Self` (null pointers, `None`
+/// functions, zero numbers): what a field the plugin's revision lacks reads as.
+pub unsafe trait Decl: Copy + 'static {
+    /// The size of the declaration of ABI 1.0: a stride below it is broken.
+    const MIN_SIZE: usize;
+}
+
+// SAFETY: raw pointers, `Option<fn>`s and integers: all-zero is null, `None`, 0.
+unsafe impl Decl for RunnerDecl {
+    const MIN_SIZE: usize = std::mem::offset_of!(RunnerDecl, check);
+}
+
+// SAFETY: as for `RunnerDecl`.
+unsafe impl Decl for FunctionDecl {
+    const MIN_SIZE: usize = std::mem::size_of::<FunctionDecl>();
 }
 
 /// [`RunnerDecl::create`].

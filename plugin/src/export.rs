@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_ffi::FfiFuture;
+use autoawait_conformance::{Outcome, Subject};
 use autoawait_core::{
     downcast, BoxFuture, Cell, CellId, MakeRunner, RunError, RunOptions, Runner, RunnerInfo,
     Services, Strategy,
@@ -137,6 +138,7 @@ fn runner_decl(info: &RunnerInfo, make: MakeRunner) -> RunnerDecl {
         sleep: Some(sleep_service),
         connect: Some(connect_service),
         listen: Some(listen_service),
+        check: Some(check_runner),
     }
 }
 
@@ -336,6 +338,26 @@ unsafe extern "C" fn listen_service(
 ) -> FfiFuture<FfiIoResult<FfiListener>> {
     // SAFETY: the handle is live (the function's contract).
     unsafe { io_service(handle, addr, |s, a| s.listen(a), export_listener) }
+}
+
+/// # Safety
+///
+/// `ctx` is the `MakeRunner` leaked by [`PluginBuilder::build`] in this image.
+unsafe extern "C" fn check_runner(ctx: *const c_void, check: FfiBuf) -> FfiBuf {
+    // SAFETY: as the function's contract says.
+    let make = unsafe { *ctx.cast::<MakeRunner>() };
+    let name = check.into_string();
+    let outcome = match autoawait_conformance::CHECKS
+        .iter()
+        .find(|c| c.name == name)
+    {
+        None => Outcome::Skipped(format!("this plugin knows no check `{name}`")),
+        Some(c) if c.isolated => {
+            Outcome::Skipped("it needs a process of its own: run through the host".into())
+        }
+        Some(c) => autoawait_conformance::run_check(&Subject::new("the plugin's runner", make), c),
+    };
+    FfiBuf::from(crate::encode_outcome(&outcome))
 }
 
 /// # Safety

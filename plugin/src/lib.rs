@@ -156,6 +156,29 @@ pub fn strategy_from_u32(n: u32) -> Strategy {
     }
 }
 
+/// An outcome of a conformance check, as it crosses the ABI.
+pub(crate) fn encode_outcome(outcome: &autoawait_conformance::Outcome) -> String {
+    use autoawait_conformance::Outcome;
+    match outcome {
+        Outcome::Passed => "ok".into(),
+        Outcome::Failed(why) => format!("FAIL: {why}"),
+        Outcome::Skipped(why) => format!("skip: {why}"),
+    }
+}
+
+pub(crate) fn decode_outcome(text: &str) -> autoawait_conformance::Outcome {
+    use autoawait_conformance::Outcome;
+    if let Some(why) = text.strip_prefix("FAIL: ") {
+        Outcome::Failed(why.to_owned())
+    } else if let Some(why) = text.strip_prefix("skip: ") {
+        Outcome::Skipped(why.to_owned())
+    } else if text == "ok" {
+        Outcome::Passed
+    } else {
+        Outcome::Failed(format!("the plugin answered `{text}`"))
+    }
+}
+
 /// Runs `f`, catching a panic as a value (kept off stderr, see
 /// [`quietly`](autoawait_core::kit::quietly)): nothing unwinds across the ABI.
 pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {

@@ -11,7 +11,7 @@ use async_ffi::FfiFuture;
 use autoawait_core::kit::lock;
 use autoawait_core::{LookupError, Registry, RunError, Runner, Source};
 
-use crate::abi::{CallFn, FfiResult, FfiValue, FunctionDecl};
+use crate::abi::{CallFn, FfiBuf, FfiResult, FfiValue, FunctionDecl};
 use crate::loader::{self, libraries, DeclaredRunner};
 use crate::runner::PluginRunner;
 use crate::{CatchUnwind, PluginError, Value};
@@ -97,6 +97,19 @@ impl Plugin {
     /// The async functions it offers to cells.
     pub fn functions(&self) -> &[PluginFunction] {
         &self.0.functions
+    }
+
+    /// Runs conformance check `check` in the plugin's own image against a new
+    /// instance of its runner `runner`, with no host in between (the plugin's own
+    /// `run`, timeouts and cancels are what is checked). `None` if the plugin has
+    /// no such runner, or was built before plugins could check themselves.
+    pub fn check(&self, runner: &str, check: &str) -> Option<autoawait_conformance::Outcome> {
+        let declared = self.0.runners.iter().find(|r| r.name == runner)?;
+        let check_fn = declared.fns.check?;
+        // SAFETY: the declaration's own entry (present: its stride covers it), given
+        // its own `ctx`; it takes the name and returns a buffer the host owns.
+        let answer = unsafe { check_fn(declared.decl.ctx, FfiBuf::from(check)) };
+        Some(crate::decode_outcome(&answer.into_string()))
     }
 
     /// The function called `name`, if the plugin has one.

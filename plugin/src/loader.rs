@@ -9,8 +9,8 @@ use autoawait_core::kit::lock;
 use autoawait_core::Strategy;
 
 use crate::abi::{
-    CallFn, ConnectFn, CreateFn, EntryFn, FunctionDecl, ListenFn, PluginVTable, RunFn, RunnerDecl,
-    RunnerHandle, SpawnFn, ENTRY_SYMBOL, SUPPORTED_ABI_VERSIONS,
+    CallFn, CheckFn, ConnectFn, CreateFn, Decl, EntryFn, FunctionDecl, ListenFn, PluginVTable,
+    RunFn, RunnerDecl, RunnerHandle, SpawnFn, ENTRY_SYMBOL, SUPPORTED_ABI_VERSIONS,
 };
 use crate::{strategy_from_u32, Plugin, PluginError, PluginFunction};
 
@@ -26,6 +26,8 @@ pub(crate) struct RunnerFns {
     pub(crate) sleep: unsafe extern "C" fn(RunnerHandle, u64) -> async_ffi::FfiFuture<u8>,
     pub(crate) connect: ConnectFn,
     pub(crate) listen: ListenFn,
+    /// ABI 1.1, optional: the plugin's own conformance checks.
+    pub(crate) check: Option<CheckFn>,
 }
 
 /// One runner a loaded plugin declares: its strings copied, its entries checked.
@@ -161,6 +163,7 @@ fn declared_runner(decl: &'static RunnerDecl) -> Result<DeclaredRunner, String> 
         sleep: decl.sleep.ok_or_else(|| missing("sleep"))?,
         connect: decl.connect.ok_or_else(|| missing("connect"))?,
         listen: decl.listen.ok_or_else(|| missing("listen"))?,
+        check: decl.check,
     };
     if name.is_empty() {
         return Err("one of its runners has no name".into());
@@ -196,12 +199,14 @@ fn c_string(ptr: *const c_char) -> String {
         .into_owned()
 }
 
-/// The `count` declarations at `base`, `stride` bytes apart (static data of a plugin).
-fn decls<T>(base: *const T, count: usize, stride: usize) -> Result<Vec<&'static T>, String> {
+/// The `count` declarations at `base`, `stride` bytes apart (static data of a
+/// plugin). A plugin of an earlier revision has shorter declarations: each is
+/// copied into a whole one, the fields it lacks zero (null, `None`).
+fn decls<T: Decl>(base: *const T, count: usize, stride: usize) -> Result<Vec<&'static T>, String> {
     if base.is_null() || count == 0 {
         return Ok(Vec::new());
     }
-    let needed = std::mem::size_of::<T>();
+    let (needed, whole) = (T::MIN_SIZE, std::mem::size_of::<T>());
     if stride < needed || !stride.is_multiple_of(std::mem::align_of::<T>()) {
         return Err(format!(
             "{stride} bytes apart, and this build needs at least {needed} (aligned)"
@@ -210,10 +215,22 @@ fn decls<T>(base: *const T, count: usize, stride: usize) -> Result<Vec<&'static 
     Ok((0..count)
         .map(|i| {
             // SAFETY: the ABI says `base` points to `count` declarations, `stride`
-            // bytes apart, each starting with the fields of `T` we know (checked:
-            // `stride` covers them and keeps alignment), in static data of a library
-            // that is never unloaded.
-            unsafe { &*base.cast::<u8>().add(i * stride).cast::<T>() }
+            // bytes apart (checked: it keeps alignment and covers the fields of ABI
+            // 1.0), in static data of a library that is never unloaded.
+            let at = unsafe { base.cast::<u8>().add(i * stride) };
+            if stride >= whole {
+                // SAFETY: as above, and the whole of `T` is there.
+                return unsafe { &*at.cast::<T>() };
+            }
+            let mut copy = std::mem::MaybeUninit::<T>::zeroed();
+            // SAFETY: `stride` bytes are readable at `at` (above) and fit in `copy`
+            // (`stride < size_of::<T>()`); the bytes past them stay zero, which is a
+            // valid `T` (the contract of `Decl`).
+            let decl = unsafe {
+                std::ptr::copy_nonoverlapping(at, copy.as_mut_ptr().cast::<u8>(), stride);
+                copy.assume_init()
+            };
+            &*Box::leak(Box::new(decl))
         })
         .collect())
 }

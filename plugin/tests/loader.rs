@@ -676,3 +676,38 @@ fn a_runner_without_sockets_says_so_through_the_abi() {
         assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
     });
 }
+
+#[test]
+fn a_plugin_of_abi_1_0_loads_and_runs_cells() {
+    watchdog(60, || {
+        let registry = Registry::empty();
+        let load = load(&registry, variant("legacy")).unwrap();
+        assert!(load.newly_loaded);
+        let probe = registry.get("probe").unwrap();
+        assert_eq!(probe.block_on(async { 6 * 7 }).unwrap(), 42);
+        // It cannot check itself: that entry came later.
+        assert_eq!(load.plugin.check("probe", "value_comes_back"), None);
+    });
+}
+
+#[test]
+fn a_plugin_checks_its_own_runner_in_its_own_image() {
+    use autoawait_conformance::Outcome;
+    watchdog(120, || {
+        let load = load(&Registry::empty(), variant("good")).unwrap();
+        let plugin = &load.plugin;
+        assert_eq!(
+            plugin.check("probe", "timeout_drops_the_cell"),
+            Some(Outcome::Passed)
+        );
+        assert!(matches!(
+            plugin.check("probe", "shutdown_joins_threads"),
+            Some(Outcome::Skipped(_))
+        ));
+        assert!(matches!(
+            plugin.check("probe", "no_such_check"),
+            Some(Outcome::Skipped(_))
+        ));
+        assert_eq!(plugin.check("nobody", "value_comes_back"), None);
+    });
+}

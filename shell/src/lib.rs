@@ -29,12 +29,14 @@ use autoawait_runners as _;
 
 mod builtins;
 mod cells;
+pub mod check;
 mod engine;
 mod errors;
 pub mod kernel;
 mod magics;
 mod output;
 mod plugins;
+pub mod scaffold;
 pub mod term;
 
 pub use cells::{completeness, parse_percent, Completeness};

@@ -32,6 +32,49 @@ fn cli() -> Command {
                 ),
         )
         .subcommand(
+            Command::new("check")
+                .about(
+                    "run the conformance suite against a plugin's runners (PLUGIN.so or a \
+                     plugin name) or a built-in runner (NAME, or `all`); a check running \
+                     past 60 s fails as a deadlock (AUTOAWAIT_CHECK_TIMEOUT=SECS changes that)",
+                )
+                .arg(Arg::new("target").value_name("PLUGIN|NAME").required(true))
+                .arg(
+                    Arg::new("runner")
+                        .long("runner")
+                        .value_name("R")
+                        .help("check only this runner of the plugin"),
+                )
+                .arg(
+                    Arg::new("isolated")
+                        .long("isolated")
+                        .value_name("CHECK")
+                        .hide(true),
+                ),
+        )
+        .subcommand(
+            Command::new("new")
+                .about("create a crate from a template (like `cargo new`)")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("plugin")
+                        .about(
+                            "a runner crate that passes `autoawait check` as generated: a \
+                             C-ABI plugin, or with --static a crate linked into its host",
+                        )
+                        .arg(Arg::new("dir").value_name("DIR").required(true))
+                        .arg(Arg::new("name").long("name").value_name("NAME").help(
+                            "the runner's name, as typed after %autoawait (default: DIR's name)",
+                        ))
+                        .arg(
+                            Arg::new("static")
+                                .long("static")
+                                .action(ArgAction::SetTrue)
+                                .help("a crate linked into its host instead of a loaded plugin"),
+                        ),
+                ),
+        )
+        .subcommand(
             Command::new("kernel")
                 .about("run as a Jupyter kernel (Jupyter starts it with -f CONNECTION_FILE)")
                 .arg(
@@ -104,6 +147,27 @@ fn run() -> anyhow::Result<bool> {
     let matches = cli().get_matches();
     match matches.subcommand() {
         Some(("kernel", sub)) => kernel_command(&matches, sub),
+        Some(("check", sub)) => autoawait_shell::check::check(
+            sub.get_one::<String>("target").expect("required"),
+            sub.get_one::<String>("runner").map(String::as_str),
+            sub.get_one::<String>("isolated").map(String::as_str),
+        ),
+        Some(("new", sub)) => {
+            let Some(("plugin", sub)) = sub.subcommand() else {
+                unreachable!("clap requires a subcommand")
+            };
+            let dir: PathBuf = sub.get_one::<String>("dir").expect("required").into();
+            let name = match sub.get_one::<String>("name") {
+                Some(name) => name.clone(),
+                None => dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| anyhow!("{} has no name: pass --name NAME", dir.display()))?,
+            };
+            let done = autoawait_shell::scaffold::new_plugin(&dir, &name, sub.get_flag("static"))?;
+            println!("{done}");
+            Ok(true)
+        }
         Some(("run", sub)) => {
             let file: PathBuf = sub.get_one::<String>("file").expect("required").into();
             let runner = sub

@@ -357,7 +357,8 @@ fn hook() -> &'static RwLock<Option<ErrorHook>> {
 
 /// Sets what happens to a failed background result that nobody looked at: it is
 /// called with the origin cell and the error when the last handle goes away.
-/// The default prints to stderr. Cancellations are not reported.
+/// The default prints to stderr. Cancellations, and tasks dropped with their loop
+/// (a runner that shut down, a fresh runner's cell that ended), are not reported.
 ///
 /// # Examples
 ///
@@ -369,7 +370,8 @@ pub fn set_error_hook(hook_fn: impl Fn(CellId, &RunError) + Send + Sync + 'stati
 }
 
 fn report(origin: CellId, err: &RunError) {
-    if err.is_cancelled() {
+    // Cancelled on purpose, or ended with its loop: no news about the task itself.
+    if err.is_cancelled() || err.is_task_dropped() {
         return;
     }
     match &*hook().read().unwrap_or_else(|e| e.into_inner()) {

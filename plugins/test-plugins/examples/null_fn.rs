@@ -41,6 +41,7 @@ pub extern "C" fn autoawait_plugin_v1() -> *const PluginVTable {
         sleep: None,
         connect: None,
         listen: None,
+        check: None,
     };
     vtable.abi_version = ABI_VERSION;
     vtable.runners = Box::leak(Box::new(decl));

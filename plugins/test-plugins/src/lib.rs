@@ -14,6 +14,7 @@
 //! | `create_panics`, `create_fails` | creating runner `probe` panics / fails |
 //! | `taken_name` | runner `probe` again, with no functions |
 //! | `echo_again` | function `probe.echo` again, under another plugin name |
+//! | `legacy` | the good plugin with declarations of ABI 1.0's length (no `check`, no hosting) |
 
 use std::sync::Arc;
 
@@ -28,13 +29,14 @@ pub const PROBE: RunnerInfo = RunnerInfo::new(
     "polls cells on the calling thread",
 );
 
-/// The plugin's own copy of core's `inline` runner.
+/// A new instance of the plugin's own copy of core's `inline` runner (each registry
+/// that loads the plugin, and each of its self-checks, gets its own).
 ///
 /// # Errors
 ///
 /// If `inline` cannot be had (it always can).
 pub fn make_probe() -> Result<Arc<dyn Runner>, RunError> {
-    Ok(autoawait_core::Registry::global().get("inline")?)
+    Ok(autoawait_core::Registry::new().get("inline")?)
 }
 
 /// `probe.echo(v)`: returns `v`.

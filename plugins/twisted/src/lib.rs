@@ -48,8 +48,8 @@ use std::time::Duration;
 
 use autoawait_core::kit;
 use autoawait_core::{
-    Advice, BoxFuture, ByteStream, CancelToken, Cell, CellResult, EventualResult, Listener,
-    ReactorId, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy, WaitError,
+    Advice, BoxFuture, ByteStream, CancelToken, Capabilities, Cell, CellResult, EventualResult,
+    Listener, ReactorId, RunError, RunOptions, Runner, RunnerInfo, Services, Strategy, WaitError,
 };
 use autoawait_plugin::{PluginBuilder, Value};
 
@@ -62,7 +62,12 @@ pub const TWISTED: RunnerInfo = RunnerInfo::new(
     Strategy::Threaded,
     "Twisted-style reactor on mio, on its own thread for the whole process (crochet); \
      timers and tasks keep firing between cells",
-);
+)
+.with_capabilities(Capabilities {
+    // Its tasks cross threads (cells come from the host's): `Send` cells only.
+    local_cells: false,
+    ..Capabilities::of(Strategy::Threaded)
+});
 
 /// The per-cell runner's info.
 pub const TWISTED_PER_CELL: RunnerInfo = RunnerInfo::new(
@@ -71,7 +76,11 @@ pub const TWISTED_PER_CELL: RunnerInfo = RunnerInfo::new(
     Strategy::Fresh,
     "starts the reactor for one cell and stops it after; Twisted's reactor cannot \
      restart, so only the first cell works (use `twisted`)",
-);
+)
+.with_capabilities(Capabilities {
+    local_cells: false,
+    ..Capabilities::of(Strategy::Fresh)
+});
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

@@ -1,0 +1,154 @@
+//! The kit for people outside the repo, end to end: `autoawait new plugin` makes a
+//! crate that builds and passes `autoawait check`, and `autoawait check` catches a
+//! runner that breaks the contract.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use autoawait_test_support::{dylib_name, run_with_limit};
+
+/// Cold builds of a generated crate take a while on two cores.
+const BUILD_LIMIT: Duration = Duration::from_secs(600);
+
+fn autoawait(args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoawait"));
+    // A check that hangs fails in 5 s rather than the default minute.
+    cmd.args(args).env(autoawait_conformance::WATCHDOG_ENV, "5");
+    run_with_limit(cmd, Duration::from_secs(120))
+}
+
+/// A fresh directory for one generated crate.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("kit")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `cargo <args>` in the generated crate at `dir`, into a target directory shared by
+/// every generated crate (so each reuses the others' artefacts), with this
+/// workspace's lock file (so nothing new is resolved or downloaded).
+fn cargo(dir: &Path, args: &[&str]) -> (bool, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kit-target");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(args)
+        .arg("--quiet")
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS");
+    run_with_limit(cmd, BUILD_LIMIT)
+}
+
+/// Generates plugin `name` in a scratch dir, applies `edit` to its `src/lib.rs`,
+/// builds it and returns the library's path.
+fn plugin(name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let dir = scratch(name);
+    let (ok, out) = autoawait(&["new", "plugin", dir.to_str().unwrap()]);
+    assert!(ok, "autoawait new plugin failed:\n{out}");
+    assert!(
+        out.contains(&format!("created the plugin runner `{name}`")),
+        "{out}"
+    );
+    let lib = dir.join("src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, edit(text)).unwrap();
+    let (ok, out) = cargo(&dir, &["build"]);
+    assert!(ok, "the generated plugin does not build:\n{out}");
+    let krate = format!("autoawait_{}", name.replace('-', "_"));
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("kit-target/debug")
+        .join(dylib_name(&krate))
+}
+
+#[test]
+fn a_new_plugin_passes_autoawait_check_through_the_host_and_in_its_image() {
+    let lib = plugin("new-loop", |text| text);
+    let (ok, out) = autoawait(&["check", lib.to_str().unwrap()]);
+    assert!(ok, "autoawait check failed on a fresh plugin:\n{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    for check in autoawait_conformance::CHECKS {
+        assert!(
+            out.contains(&format!("ok   new-loop::{} (", check.name)),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("timeout_drops_the_cell (in the plugin)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn autoawait_check_names_the_contract_a_broken_plugin_breaks() {
+    // Without the guard, a cell's timeout and cancel are never applied.
+    let lib = plugin("no-guard", |text| {
+        let broken = text.replace(
+            "opts.guard(cell.into_local_future())",
+            "cell.into_local_future()",
+        );
+        assert_ne!(broken, text, "the template no longer guards its cells");
+        broken
+    });
+    let (ok, out) = autoawait(&["check", lib.to_str().unwrap()]);
+    assert!(
+        !ok,
+        "autoawait check passed a runner that ignores timeouts:\n{out}"
+    );
+    assert!(
+        out.contains("FAIL no-guard::timeout_drops_the_cell"),
+        "{out}"
+    );
+    assert!(out.contains("the contract:"), "{out}");
+    assert!(out.contains("did not finish within 5s"), "{out}");
+    assert!(out.contains("ok   no-guard::value_comes_back"), "{out}");
+}
+
+#[test]
+fn a_new_static_runner_passes_its_own_conformance_tests() {
+    let dir = scratch("static-loop");
+    let (ok, out) = autoawait(&["new", "plugin", dir.to_str().unwrap(), "--static"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cargo(&dir, &["test"]);
+    assert!(ok, "the generated static runner fails its tests:\n{out}");
+}
+
+#[test]
+fn new_plugin_refuses_bad_names_and_full_directories() {
+    let dir = scratch("Bad_Name");
+    let (ok, out) = autoawait(&["new", "plugin", dir.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("is not a runner name"), "{out}");
+    assert!(!dir.exists(), "nothing is written for a bad name");
+
+    let dir = scratch("full");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let (ok, out) = autoawait(&["new", "plugin", dir.to_str().unwrap(), "--name", "full"]);
+    assert!(!ok);
+    assert!(out.contains("is not empty"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn check_runs_the_suite_on_a_built_in_runner_and_refuses_unknown_names() {
+    let (ok, out) = autoawait(&["check", "smol"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("ok   smol::nesting"), "{out}");
+    let (ok, out) = autoawait(&["check", "tokyo"]);
+    assert!(!ok);
+    assert!(
+        out.contains("neither a built-in runner nor a plugin"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tokio"),
+        "the message lists the runners: {out}"
+    );
+}
