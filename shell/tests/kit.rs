@@ -13,8 +13,8 @@ const BUILD_LIMIT: Duration = Duration::from_secs(600);
 
 fn autoawait(args: &[&str]) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoawait"));
-    // A check that hangs fails in 5 s rather than the default minute.
-    cmd.args(args).env(autoawait_conformance::WATCHDOG_ENV, "5");
+    // A check that hangs fails in 10 s rather than the default minute.
+    cmd.args(args).env(autoawait_conformance::WATCHDOG_ENV, "10");
     run_with_limit(cmd, Duration::from_secs(120))
 }
 
@@ -82,29 +82,72 @@ fn a_new_plugin_passes_autoawait_check_through_the_host_and_in_its_image() {
     );
 }
 
-#[test]
-fn autoawait_check_names_the_contract_a_broken_plugin_breaks() {
-    // Without the guard, a cell's timeout and cancel are never applied.
-    let lib = plugin("no-guard", |text| {
-        let broken = text.replace(
-            "opts.guard(cell.into_local_future())",
-            "cell.into_local_future()",
-        );
-        assert_ne!(broken, text, "the template no longer guards its cells");
-        broken
+/// Builds plugin `name` from the template with each `(from, to)` of `edits`
+/// applied, checks it, and returns what `autoawait check` said (after asserting
+/// that it failed).
+fn check_broken(name: &str, edits: &[(&str, &str)]) -> String {
+    let lib = plugin(name, |mut text| {
+        for (from, to) in edits {
+            assert!(text.contains(from), "the template no longer has `{from}`");
+            text = text.replace(from, to);
+        }
+        text
     });
     let (ok, out) = autoawait(&["check", lib.to_str().unwrap()]);
+    assert!(!ok, "autoawait check passed a broken runner:\n{out}");
+    assert!(out.contains("the contract:"), "{out}");
     assert!(
-        !ok,
-        "autoawait check passed a runner that ignores timeouts:\n{out}"
-    );
-    assert!(
-        out.contains("FAIL no-guard::timeout_drops_the_cell"),
+        out.contains(&format!("ok   {name}::value_comes_back")),
         "{out}"
     );
-    assert!(out.contains("the contract:"), "{out}");
-    assert!(out.contains("did not finish within 5s"), "{out}");
-    assert!(out.contains("ok   no-guard::value_comes_back"), "{out}");
+    out
+}
+
+#[test]
+fn a_plugin_that_ignores_timeouts_fails_the_timeout_check() {
+    // Without the guard, a cell's timeout and cancel are never applied.
+    let out = check_broken(
+        "no-guard",
+        &[(
+            "opts.guard(cell.into_local_future())",
+            "cell.into_local_future()",
+        )],
+    );
+    assert!(
+        out.contains("FAIL no-guard::timeout_drops_the_cell (in the plugin)"),
+        "{out}"
+    );
+    assert!(out.contains("did not finish within 10s"), "{out}");
+}
+
+#[test]
+fn a_plugin_that_nests_into_a_deadlock_fails_the_nesting_check() {
+    // `run()` from the runner's own thread, no longer refused, waits for itself.
+    let out = check_broken(
+        "self-wait",
+        &[("self.life.check_run()?;", "self.life.check()?;")],
+    );
+    assert!(out.contains("FAIL self-wait::nesting"), "{out}");
+}
+
+#[test]
+fn a_plugin_that_leaks_tasks_at_shutdown_fails_the_shutdown_check() {
+    // Its tasks neither cancelled nor dropped with the pool, they outlive the runner.
+    let out = check_broken(
+        "leaky",
+        &[
+            ("self.tasks.cancel();", ""),
+            (
+                "drop(jobs.close());",
+                "drop(jobs.close());\n            std::mem::forget(pool);",
+            ),
+        ],
+    );
+    assert!(
+        out.contains("FAIL leaky::shutdown_drops_background_tasks"),
+        "{out}"
+    );
+    assert!(out.contains("outlived shutdown"), "{out}");
 }
 
 #[test]
