@@ -6,36 +6,21 @@
 //! and loading a plugin (`%load_ext`).
 //!
 //! The difference between `direct::*` and `dyn_runner::*` is the contract's
-//! overhead; the target is at most 60 ns (reference/spikes.md measured ≈40 ns).
+//! overhead; the target is at most 60 ns (a spike measured ≈40 ns on these machines).
 
-use std::future::Future;
+mod common;
+
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use autoawait_benches::YieldOnce;
 use autoawait_core::{
     Cell, CellResult, EventualResult, Registry, RunError, RunOptions, Runner, RunnerExt,
     RunnerInfo, Strategy,
 };
 use autoawait_runners as _;
 use criterion::{criterion_group, criterion_main, Criterion};
-
-/// Pending once (waking itself), then ready: one trip through the scheduler.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = u64;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        if self.0 {
-            return Poll::Ready(1);
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
 
 /// The thinnest possible runner over a current_thread runtime: exactly the
 /// contract, nothing of a real runner's bookkeeping.
@@ -94,7 +79,7 @@ fn overhead(c: &mut Criterion) {
     // Loading the twisted plugin into a fresh registry: open (the library stays
     // mapped after the first load), check the ABI, create and register its runners,
     // then drop them with the registry.
-    match autoawait_benches::twisted_plugin() {
+    match common::twisted_plugin() {
         Some(path) => {
             group.bench_function("plugin::load", |b| {
                 b.iter(|| autoawait_plugin::load(&Registry::empty(), &path).unwrap())
@@ -107,7 +92,7 @@ fn overhead(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = autoawait_benches::criterion();
+    config = common::criterion();
     targets = overhead
 }
 criterion_main!(benches);

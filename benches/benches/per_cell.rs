@@ -38,272 +38,57 @@
 //!
 //! [`Services`]: autoawait_core::Services
 //!
+//! Hygiene: every runner is shut down once measured, and the next waits until its
+//! threads are gone (a warning names a runner that leaves some); the spin floor is
+//! measured again at the end (`floors_end`), and the report flags a drift over 25%
+//! as a noisy run.
+//!
+//! The cases are `autoawait_benches`'s, the same `autoawait bench` measures.
 //! `AUTOAWAIT_BENCH_QUICK=1` shortens warm-up and measurement for a smoke run.
 
-use std::future::Future;
-use std::hint::black_box;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
-use autoawait_core::{downcast, Cell, Registry, RunError, Runner, RunnerExt};
+use std::sync::Arc;
+
+use autoawait_benches::{baseline, floors, runner_cases, spin_pingpong, Case};
+use autoawait_core::{Registry, Runner};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use futures::io::{AsyncReadExt, AsyncWriteExt};
 
 use autoawait_runners as _;
 use autoawait_static_example as _;
 
-/// Returns `Pending` once (after waking itself), then `Ready`.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = u64;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        if self.0 {
-            return Poll::Ready(black_box(1));
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
+fn bench_case(g: &mut BenchmarkGroup<'_, WallTime>, mut case: Case) {
+    g.bench_function(case.id(), |b| b.iter_custom(|iters| case.run(iters)));
 }
 
-/// A peer thread that answers each ping; `spin` picks spinning or parking.
-struct Peer {
-    ping: Arc<AtomicU64>,
-    pong: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Peer {
-    fn start(spin: bool) -> Self {
-        let ping = Arc::new(AtomicU64::new(0));
-        let pong = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let caller = thread::current();
-        let (pi, po, st) = (ping.clone(), pong.clone(), stop.clone());
-        let thread = thread::Builder::new()
-            .name("bench-peer".into())
-            .spawn(move || {
-                let mut seen = 0;
-                while !st.load(Ordering::Acquire) {
-                    let v = pi.load(Ordering::Acquire);
-                    if v == seen {
-                        if spin {
-                            std::hint::spin_loop();
-                        } else {
-                            thread::park();
-                        }
-                        continue;
-                    }
-                    seen = v;
-                    po.store(v, Ordering::Release);
-                    if !spin {
-                        caller.unpark();
-                    }
-                }
-            })
-            .expect("cannot spawn the bench-peer thread");
-        Peer {
-            ping,
-            pong,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// `iters` round trips; returns the time they took.
-    fn round_trips(&self, iters: u64, spin: bool) -> Duration {
-        let peer = self.thread.as_ref().unwrap().thread().clone();
-        let base = self.ping.load(Ordering::Relaxed);
-        let start = Instant::now();
-        for i in 1..=iters {
-            let v = base + i;
-            self.ping.store(v, Ordering::Release);
-            if spin {
-                while self.pong.load(Ordering::Acquire) != v {
-                    std::hint::spin_loop();
-                }
-            } else {
-                peer.unpark();
-                while self.pong.load(Ordering::Acquire) != v {
-                    thread::park();
-                }
-            }
-        }
-        start.elapsed()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-fn floors(c: &mut Criterion) {
+fn floors_start(c: &mut Criterion) {
     let mut g = c.benchmark_group("floors");
-    for (id, spin) in [
-        ("floor::spin_pingpong", true),
-        ("floor::park_pingpong", false),
-    ] {
-        let peer = Peer::start(spin);
-        g.bench_function(id, |b| b.iter_custom(|iters| peer.round_trips(iters, spin)));
+    for case in floors() {
+        bench_case(&mut g, case);
     }
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    g.bench_function("floor::tokio_block_on", |b| {
-        b.iter(|| rt.block_on(async { black_box(1u64) }))
-    });
-    g.bench_function("floor::tokio_block_on_yield", |b| {
-        b.iter(|| rt.block_on(YieldOnce(false)))
-    });
-    drop(rt);
-
-    g.bench_function("floor::pollster_block_on", |b| {
-        b.iter(|| pollster::block_on(async { black_box(1u64) }))
-    });
-    g.bench_function("floor::tokio_build_block_on_drop", |b| {
-        b.iter(|| build_block_on_drop(async { black_box(1u64) }))
-    });
-    g.bench_function("floor::tokio_build_block_on_drop_yield", |b| {
-        b.iter(|| build_block_on_drop(YieldOnce(false)))
-    });
     g.finish();
 }
 
-/// What `tokio-fresh` does at least: a runtime with every driver, per cell.
-fn build_block_on_drop<F: Future>(fut: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let out = rt.block_on(fut);
-    drop(rt);
-    out
+/// The spin floor again, last: the report compares it with the first.
+fn floors_end(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floors_end");
+    bench_case(&mut g, spin_pingpong("spin_pingpong_end"));
+    g.finish();
 }
 
-/// What one iteration of a workload does, given the runner.
-type Workload = fn(&Arc<dyn Runner>) -> Result<u64, RunError>;
-
-/// The workloads every runner runs, after `ready` and `yield_once`.
-const WORKLOADS: &[(&str, Workload)] = &[
-    ("spawn_join_10", spawn_join_10),
-    ("timer_0", |r| sleep_for(r, Duration::ZERO)),
-    ("timer_1ms", |r| sleep_for(r, Duration::from_millis(1))),
-    ("tcp_echo", tcp_echo),
-];
-
-/// A cell that spawns 10 tasks on its runner and awaits them all.
-fn spawn_join_10(runner: &Arc<dyn Runner>) -> Result<u64, RunError> {
-    let r = runner.clone();
-    runner.block_on(async move {
-        let tasks: Result<Vec<_>, _> = (0..10u64)
-            .map(|i| r.spawn(Cell::new(async move { i })))
-            .collect();
-        let mut sum = 0;
-        for task in tasks? {
-            sum += downcast::<u64>(task.await?);
-        }
-        Ok(sum)
-    })?
-}
-
-/// A cell that sleeps on the runner's own timer.
-fn sleep_for(runner: &Arc<dyn Runner>, duration: Duration) -> Result<u64, RunError> {
-    let r = runner.clone();
-    runner.block_on(async move {
-        let services = r.services().ok_or_else(|| no_services(&r))?;
-        services.sleep(duration).await;
-        Ok(1)
-    })?
-}
-
-/// A cell that connects to a loopback echo server through the runner's reactor,
-/// sends 64 bytes and reads them back.
-fn tcp_echo(runner: &Arc<dyn Runner>) -> Result<u64, RunError> {
-    let addr = echo_server();
-    let r = runner.clone();
-    runner.block_on(async move {
-        let services = r.services().ok_or_else(|| no_services(&r))?;
-        let io = |e: std::io::Error| RunError::backend(e);
-        let mut stream = services.connect(addr).await.map_err(io)?;
-        let mut buf = [7u8; 64];
-        stream.write_all(&buf).await.map_err(io)?;
-        stream.read_exact(&mut buf).await.map_err(io)?;
-        Ok(u64::from(buf[63]))
-    })?
-}
-
-fn no_services(runner: &Arc<dyn Runner>) -> RunError {
-    RunError::Unsupported {
-        advice: Default::default(),
-        runner: runner.info().name.to_string(),
-        reason: "no services".into(),
-    }
-}
-
-/// A blocking echo server on a plain thread: no runner's reactor is involved.
-fn echo_server() -> std::net::SocketAddr {
-    static ADDR: OnceLock<std::net::SocketAddr> = OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind");
-        let addr = listener.local_addr().unwrap();
-        thread::Builder::new()
-            .name("bench-echo".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    let Ok(mut stream) = stream else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let mut buf = [0u8; 64];
-                    while std::io::Read::read_exact(&mut stream, &mut buf).is_ok() {
-                        if std::io::Write::write_all(&mut stream, &buf).is_err() {
-                            break;
-                        }
-                    }
-                }
-            })
-            .expect("cannot spawn the echo server");
-        addr
-    })
-}
-
-/// Every workload through `runner`, then shuts it down so that its threads do not
-/// slow the next runner.
+/// Every workload `runner` can do, then its shutdown: its threads are gone before
+/// the next runner is measured.
 fn measure(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, runner: Arc<dyn Runner>) {
-    g.bench_function(format!("{name}::ready"), |b| {
-        b.iter(|| runner.block_on(async { black_box(1u64) }).unwrap())
-    });
-    if name != "sync" {
-        g.bench_function(format!("{name}::yield_once"), |b| {
-            b.iter(|| runner.block_on(YieldOnce(false)).unwrap())
-        });
+    let threads = baseline();
+    let (cases, skipped) = runner_cases(name, &runner, None);
+    for skip in skipped {
+        eprintln!("{}: skipped: {}", skip.id, skip.why);
     }
-    for (case, workload) in WORKLOADS {
-        // A workload a runner cannot do (`sync` cannot wait, glommio has no
-        // sockets) is skipped, and says so.
-        if let Err(err) = workload(&runner) {
-            eprintln!("{name}::{case}: skipped: {err}");
-            continue;
-        }
-        g.bench_function(format!("{name}::{case}"), |b| {
-            b.iter(|| workload(&runner).unwrap())
-        });
+    for case in cases {
+        bench_case(g, case);
     }
-    runner.shutdown(Duration::from_secs(1));
+    common::retire(name, &runner, threads);
 }
 
 fn runners(c: &mut Criterion) {
@@ -321,7 +106,7 @@ fn runners(c: &mut Criterion) {
         }
     }
     // The dynamic plugin last: its reactor thread lives as long as the process.
-    match autoawait_benches::twisted_plugin().map(|path| autoawait_plugin::load(&registry, &path)) {
+    match common::twisted_plugin().map(|path| autoawait_plugin::load(&registry, &path)) {
         Some(Ok(_)) => {
             // `twisted-per-cell` runs one cell per process by design.
             let runner = registry
@@ -345,7 +130,7 @@ fn linked(c: &mut Criterion) {
 
 criterion_group! {
     name = per_cell;
-    config = autoawait_benches::criterion();
-    targets = floors, runners, linked
+    config = common::criterion();
+    targets = floors_start, runners, linked, floors_end
 }
 criterion_main!(per_cell);

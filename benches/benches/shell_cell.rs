@@ -8,6 +8,8 @@
 //!
 //! `off::trivial` is autoawait off: the cell runs on the calling thread.
 
+mod common;
+
 use std::sync::Arc;
 
 use autoawait_core::CellId;
@@ -78,7 +80,7 @@ fn cells(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = autoawait_benches::criterion();
+    config = common::criterion();
     targets = cells
 }
 criterion_main!(benches);

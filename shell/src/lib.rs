@@ -27,6 +27,7 @@
 // Link every built-in runner (an unreferenced crate's `inventory::submit!` vanishes).
 use autoawait_runners as _;
 
+pub mod bench;
 mod builtins;
 mod cells;
 pub mod check;

@@ -53,6 +53,40 @@ fn cli() -> Command {
                 ),
         )
         .subcommand(
+            Command::new("bench")
+                .about(
+                    "measure per-cell latency of runners beside the floors (spin and park \
+                     ping-pong, a direct block_on), and print a table",
+                )
+                .arg(
+                    Arg::new("runner")
+                        .long("runner")
+                        .value_name("A,B,...")
+                        .value_delimiter(',')
+                        .action(ArgAction::Append)
+                        .help("the runners to measure (default: every available one)"),
+                )
+                .arg(
+                    Arg::new("plugin")
+                        .long("plugin")
+                        .value_name("PATH")
+                        .action(ArgAction::Append)
+                        .help("load this plugin first; its runners are measured too"),
+                )
+                .arg(
+                    Arg::new("quick")
+                        .long("quick")
+                        .action(ArgAction::SetTrue)
+                        .help("a shorter, noisier run"),
+                )
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .value_name("FILE")
+                        .help("also write the measurements to FILE as JSON"),
+                ),
+        )
+        .subcommand(
             Command::new("new")
                 .about("create a crate from a template (like `cargo new`)")
                 .subcommand_required(true)
@@ -152,6 +186,19 @@ fn run() -> anyhow::Result<bool> {
             sub.get_one::<String>("runner").map(String::as_str),
             sub.get_one::<String>("isolated").map(String::as_str),
         ),
+        Some(("bench", sub)) => {
+            let many = |id: &str| -> Vec<String> {
+                sub.get_many::<String>(id)
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default()
+            };
+            autoawait_shell::bench::bench(&autoawait_shell::bench::BenchArgs {
+                runners: many("runner"),
+                plugins: many("plugin").into_iter().map(PathBuf::from).collect(),
+                quick: sub.get_flag("quick"),
+                json: sub.get_one::<String>("json").map(PathBuf::from),
+            })
+        }
         Some(("new", sub)) => {
             let Some(("plugin", sub)) = sub.subcommand() else {
                 unreachable!("clap requires a subcommand")

@@ -1,6 +1,9 @@
 //! The kit for people outside the repo, end to end: `autoawait new plugin` makes a
 //! crate that builds and passes `autoawait check`, and `autoawait check` catches a
-//! runner that breaks the contract.
+//! runner that breaks the contract; `autoawait bench` compares runners beside the
+//! floors.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +17,8 @@ const BUILD_LIMIT: Duration = Duration::from_secs(600);
 fn autoawait(args: &[&str]) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoawait"));
     // A check that hangs fails in 10 s rather than the default minute.
-    cmd.args(args).env(autoawait_conformance::WATCHDOG_ENV, "10");
+    cmd.args(args)
+        .env(autoawait_conformance::WATCHDOG_ENV, "10");
     run_with_limit(cmd, Duration::from_secs(120))
 }
 
@@ -193,5 +197,89 @@ fn check_runs_the_suite_on_a_built_in_runner_and_refuses_unknown_names() {
     assert!(
         out.contains("tokio"),
         "the message lists the runners: {out}"
+    );
+}
+
+#[test]
+fn bench_prints_the_floors_and_a_plugins_runners_in_one_table() {
+    let plugin =
+        common::twisted_dir().join(autoawait_test_support::dylib_name("autoawait_twisted"));
+    let json = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kit-bench.json");
+    let _ = std::fs::remove_file(&json);
+    let (ok, out) = autoawait(&[
+        "bench",
+        "--runner",
+        "inline,sync",
+        "--plugin",
+        plugin.to_str().unwrap(),
+        "--quick",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    // A noisy run (the spin floor drifted) exits non-zero but still prints.
+    assert!(out.contains("spin floor"), "{out}");
+    for row in [
+        "spin_pingpong",
+        "park_pingpong",
+        "tokio_block_on",
+        "spin_pingpong_end",
+    ] {
+        assert!(out.contains(&format!("  {row} ")), "no floor {row}:\n{out}");
+    }
+    assert!(
+        out.contains("x spin") && out.contains("x block_on"),
+        "{out}"
+    );
+    // The named runners and the plugin's, each where it can run the case.
+    let section = |case: &str| {
+        let start = out
+            .find(&format!("\n{case}\n"))
+            .unwrap_or_else(|| panic!("no {case}:\n{out}"));
+        out[start + case.len() + 2..]
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.split_whitespace().next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let ready = section("ready");
+    for runner in ["inline", "sync", "twisted"] {
+        assert!(
+            ready.contains(&runner.to_owned()),
+            "{runner} missing from ready: {ready:?}\n{out}"
+        );
+    }
+    assert!(section("tcp_echo").contains(&"twisted".to_owned()), "{out}");
+    // What a runner cannot do is said, not measured.
+    assert!(out.contains("skipped sync ("), "{out}");
+    assert!(out.contains("skipped twisted-per-cell ("), "{out}");
+    // The JSON holds the same measurements.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ms = doc["measurements"].as_array().unwrap();
+    assert!(
+        ms.iter().any(|m| m["subject"] == "twisted"
+            && m["case"] == "ready"
+            && m["median"].as_f64().unwrap() > 0.0),
+        "{doc}"
+    );
+    assert!(doc["drift"]["start"].as_f64().is_some(), "{doc}");
+    assert_eq!(ok, !doc["drift"]["noisy"].as_bool().unwrap(), "{out}");
+}
+
+#[test]
+fn bench_refuses_an_unknown_runner_before_measuring() {
+    let (ok, out) = autoawait(&["bench", "--runner", "tokyo", "--quick"]);
+    assert!(!ok);
+    assert!(out.contains("cannot measure `tokyo`"), "{out}");
+    assert!(
+        out.contains("tokio"),
+        "the message suggests the closest name: {out}"
+    );
+    assert!(
+        !out.contains("spin_pingpong"),
+        "nothing was measured: {out}"
     );
 }
