@@ -80,9 +80,11 @@ impl Runner for Inline {
     }
 
     fn run(&self, cell: Cell, opts: &RunOptions) -> CellResult {
-        self.life.check()?;
-        // Marks the thread, so that errors name this runner; `inline` nests, so
-        // `run` from inside one of its cells is fine.
+        // `inline` nests, so `run` from inside one of its cells is fine; blocking a
+        // thread that drives another loop (a tokio current_thread runtime, the
+        // `tokio` runner's thread) is not: what the cell awaits may need that loop.
+        self.life.check_block()?;
+        // Marks the thread, so that errors name this runner.
         let _driving = self.life.reactor().enter();
         block_on_inline(opts.guard(cell.into_local_future()))
     }

@@ -190,7 +190,10 @@ impl RunError {
             RunError::TimedOut { .. } => {
                 Advice::text("raise the timeout, or run the work in the background")
             }
-            RunError::Stopped { .. } => Advice::text("use another runner"),
+            RunError::Stopped { .. } => Advice::text(
+                "get it again from the registry (`Registry::get` starts a built-in \
+                 runner anew), or use another runner",
+            ),
             RunError::WrongRuntime { needs, .. } => {
                 Advice::runners(format!("a {needs} runner"), [needs.clone()])
             }
