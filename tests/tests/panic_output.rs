@@ -21,10 +21,7 @@ fn child_panics_in_cells() {
     }
     for name in ["tokio", "tokio-per-cell", "smol", "inline"] {
         let runner = Registry::new().get(name).unwrap();
-        let err = runner
-            .block_on(async { panic!("{MESSAGE}") })
-            .map(|()| ())
-            .unwrap_err();
+        let err = runner.block_on(async { panic!("{MESSAGE}") }).unwrap_err();
         println!("value from {name}: {err}");
         runner.shutdown(Duration::from_secs(2));
     }
