@@ -1,7 +1,7 @@
 //! The measuring code of autoawait, shared by the criterion benches
 //! (`cargo bench -p autoawait-benches`) and `autoawait bench`: the floors and the
 //! per-cell workloads as [`Case`]s, a [`Sampler`] for where criterion is not
-//! linked, one run over chosen runners ([`bench`]), and the report that turns the
+//! linked, one run over chosen runners ([`bench()`]), and the report that turns the
 //! measurements into `benches/REPORT.md`, a chart, or a table on a terminal.
 //!
 //! Every measurement is named `runner::case` (floors are `floor::case`).

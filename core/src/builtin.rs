@@ -108,7 +108,7 @@ impl Runner for Inline {
                 self.life.spawn("inline-task", move || {
                     let _driving = reactor.enter();
                     let fut = opts.guard(cell.into_local_future());
-                    let (task, eventual) = EventualResult::local_task(fut, origin, None);
+                    let (task, eventual) = EventualResult::local_task(origin, fut, None);
                     let _ = tx.send(eventual);
                     block_on_inline(task);
                 })?;

@@ -268,9 +268,25 @@ pub trait Runner: Send + Sync + 'static {
     /// thread it started is joined. Idempotent.
     fn shutdown(&self, grace: Duration);
 
-    /// Runs `cell` for a host that is itself async, without blocking a thread.
+    /// Runs `cell` for a host that is itself async, without blocking a thread: the
+    /// way to run a cell from a thread that drives a loop, where [`run`](Self::run)
+    /// would be [`RunError::WouldBlock`].
     ///
-    /// The default spawns the cell and awaits its [`EventualResult`].
+    /// The default spawns the cell and awaits its [`EventualResult`]; dropping the
+    /// future cancels the cell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use autoawait_core::{block_on_inline, Cell, Registry, RunOptions};
+    ///
+    /// let runner = Registry::global().get("inline")?;
+    /// let cell = runner.run_async(Cell::new(async { 6 * 7 }), &RunOptions::default());
+    /// // Any executor can await it: the host's own, or here the simplest.
+    /// let out = block_on_inline(cell)?;
+    /// assert_eq!(*out.downcast::<i32>().unwrap(), 42);
+    /// # Ok::<(), autoawait_core::Error>(())
+    /// ```
     fn run_async(&self, cell: Cell, opts: &RunOptions) -> BoxFuture<'static, CellResult> {
         let spawned = self.spawn(cell);
         let opts = opts.clone();

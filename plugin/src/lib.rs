@@ -207,6 +207,30 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 /// builder runs under `catch_unwind`: if it panics, the symbol returns null and the
 /// host refuses the plugin with a clear error. (`#[no_mangle]` is the one attribute
 /// the `unsafe_code` lint sees in a plugin crate: the macro allows it locally.)
+///
+/// # Examples
+///
+/// A plugin of one runner (the runner is `inline`'s factory here; yours makes
+/// your runner, see `autoawait new plugin`):
+///
+/// ```
+/// use autoawait_plugin::{export_plugin, PluginBuilder};
+///
+/// const INFO: autoawait_core::RunnerInfo = autoawait_core::RunnerInfo::new(
+///     "my-loop",
+///     "mine",
+///     autoawait_core::Strategy::Nested,
+///     "cells polled on the caller's thread",
+/// );
+///
+/// fn plugin() -> PluginBuilder {
+///     PluginBuilder::new("my-plugin")
+///         .runner(INFO, || Ok(autoawait_core::Registry::new().get("inline")?))
+/// }
+///
+/// export_plugin!(plugin);
+/// # fn main() { assert!(!autoawait_plugin_v1().is_null()); }
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     ($build:expr $(,)?) => {

@@ -126,7 +126,7 @@ async fn drive(mailbox: &Mailbox<Job>, reactor: ReactorId) {
                 Job::SpawnLocal { cell, reply } => {
                     let origin = cell.origin();
                     let fut = cell.into_local_future();
-                    let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
+                    let (task, eventual) = EventualResult::local_task(origin, fut, Some(&reactor));
                     cells.push(Box::pin(task));
                     reply.send(eventual);
                 }

@@ -136,7 +136,7 @@ fn spawn_task(cell: Cell, reactor: &ReactorId, tasks: CancelToken) -> EventualRe
     let fut = RunOptions::default()
         .cancel_token(tasks)
         .guard(cell.into_local_future());
-    let (task, eventual) = EventualResult::local_task(fut, origin, Some(reactor));
+    let (task, eventual) = EventualResult::local_task(origin, fut, Some(reactor));
     glommio::spawn_local(task).detach();
     eventual
 }

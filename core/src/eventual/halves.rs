@@ -16,6 +16,21 @@ use crate::{CellResult, RunError};
 /// an executor. Completes the result when the future finishes; if it is dropped
 /// before that (its executor went away), the result becomes
 /// [`RunError::TaskDropped`].
+///
+/// # Examples
+///
+/// An executor of one's own (here, a thread) runs the task; the caller awaits
+/// the result, or waits for it:
+///
+/// ```
+/// use autoawait_core::{block_on_inline, downcast, CellId, EventualResult};
+///
+/// let work = async { Ok(Box::new(6u8 * 7) as autoawait_core::CellOutput) };
+/// let (task, eventual) = EventualResult::task(CellId::new(1), work, None);
+/// std::thread::spawn(move || block_on_inline(task));
+/// assert_eq!(downcast::<u8>(block_on_inline(eventual)?), 42);
+/// # Ok::<(), autoawait_core::RunError>(())
+/// ```
 pub struct Task {
     pub(super) shared: Arc<Shared>,
 }

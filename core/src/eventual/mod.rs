@@ -119,6 +119,8 @@ impl EventualResult {
     /// Runners spawn the [`Task`] on their executor. `reactor` is the loop that polls
     /// the task: waiting on its thread is [`RunError::WouldDeadlock`].
     /// `fut` is usually a [`CellFuture`], maybe [guarded](crate::RunOptions::guard).
+    ///
+    /// [`Task`] shows one run by an executor of one's own.
     pub fn task<F>(origin: CellId, fut: F, reactor: Option<&ReactorId>) -> (Task, EventualResult)
     where
         F: Future<Output = CellResult> + Send + 'static,
@@ -135,8 +137,8 @@ impl EventualResult {
     ///
     /// `fut` is usually a [`LocalCellFuture`], maybe [guarded](crate::RunOptions::guard).
     pub fn local_task<F>(
-        fut: F,
         origin: CellId,
+        fut: F,
         reactor: Option<&ReactorId>,
     ) -> (LocalTask, EventualResult)
     where

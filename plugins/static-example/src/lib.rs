@@ -90,7 +90,7 @@ fn pool_thread(id: ReactorId, commands: Receiver<Command>) {
 /// Spawns `cell` into the pool of this (pool) thread.
 fn spawn_here(id: &ReactorId, cell: Cell) -> EventualResult {
     let origin = cell.origin();
-    let (task, eventual) = EventualResult::local_task(cell.into_local_future(), origin, Some(id));
+    let (task, eventual) = EventualResult::local_task(origin, cell.into_local_future(), Some(id));
     SPAWNER.with(|s| {
         if let Some(spawner) = &*s.borrow() {
             // A failed spawn drops the task: the result says `TaskDropped`.

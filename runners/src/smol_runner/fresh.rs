@@ -61,7 +61,7 @@ impl Fresh {
             let scope = ExecutorScope::enter(&reactor, &ex);
             let origin = cell.origin();
             let fut = opts.guard(cell.into_local_future());
-            let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
+            let (task, eventual) = EventualResult::local_task(origin, fut, Some(&reactor));
             reply.send(eventual);
             smol::block_on(task.or(tick_forever_local(&ex)));
             drop(scope);

@@ -225,7 +225,7 @@ fn spawn_on(ex: &LocalExecutor<'static>, reactor: &ReactorId, cell: Cell) -> Eve
         }
         Err(cell) => {
             let fut = cell.into_local_future();
-            let (task, eventual) = EventualResult::local_task(fut, origin, Some(reactor));
+            let (task, eventual) = EventualResult::local_task(origin, fut, Some(reactor));
             ex.spawn(task).detach();
             eventual
         }

@@ -175,7 +175,7 @@ impl Runner for Threaded {
             // there, at once (the `LocalSet` is current).
             Err(cell) if reactor.is_current() => {
                 let fut = cell.into_local_future();
-                let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
+                let (task, eventual) = EventualResult::local_task(origin, fut, Some(&reactor));
                 // Outside the `LocalSet` (a `tokio::spawn`ed task), tokio refuses.
                 autoawait_core::kit::quietly(|| {
                     catch_unwind(AssertUnwindSafe(|| tokio::task::spawn_local(task)))
@@ -193,7 +193,7 @@ impl Runner for Threaded {
                 let (tx, rx) = reply(self.spin);
                 self.send(Box::new(move |_| {
                     let fut = cell.into_local_future();
-                    let (task, eventual) = EventualResult::local_task(fut, origin, Some(&reactor));
+                    let (task, eventual) = EventualResult::local_task(origin, fut, Some(&reactor));
                     tokio::task::spawn_local(task);
                     tx.send(eventual);
                     false
