@@ -4,6 +4,7 @@
 //! values become futures) and the core ones; the rest live in a module each.
 
 mod display;
+mod json;
 mod net;
 mod tasks;
 
@@ -252,6 +253,99 @@ impl Future for YieldOnce {
     }
 }
 
+/// The builtins whose errors are raised as Lua's are: a message string with the
+/// caller's position (`In[3]:1: json.decode: bad JSON at ...`), so that `pcall`
+/// gives what `error("...")` would. Errors that stop the cell (an interrupt, a
+/// timeout, a runner's refusal) stay objects that keep their kind.
+const CLEAN_ERRORS: &[&str] = &[
+    "await",
+    "gather",
+    "timeout",
+    "sleep",
+    "spawn",
+    "detach",
+    "run_cell",
+    "display",
+    "display_handle",
+    "markdown",
+    "html",
+    "eprint",
+    "tcp",
+    "json",
+    "http",
+];
+
+/// The message of an error a builtin raised, if it is a plain one (a usage
+/// mistake, an I/O failure, bad JSON); `None` for the errors that keep their kind.
+fn plain_message(err: &mlua::Error) -> Option<String> {
+    let mut err = err;
+    while let mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } =
+        err
+    {
+        err = cause;
+    }
+    match err {
+        mlua::Error::RuntimeError(text) => Some(
+            text.split_once("\nstack traceback:")
+                .map_or(text.as_str(), |(m, _)| m)
+                .to_owned(),
+        ),
+        mlua::Error::ExternalError(e) => match e.downcast_ref::<ErrorInfo>() {
+            Some(info)
+                if matches!(
+                    info.kind,
+                    crate::ErrorKind::LuaError | crate::ErrorKind::UsageError
+                ) =>
+            {
+                Some(info.message.clone())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Wraps each function of [`CLEAN_ERRORS`] (and each function of those that are
+/// modules) so that its plain errors are raised with `error(message, 2)`.
+fn clean_errors(lua: &Lua) -> mlua::Result<()> {
+    let clean = lua.create_function(|lua, err: Value| match &err {
+        Value::Error(e) => match plain_message(e) {
+            Some(message) => Ok(Value::String(lua.create_string(message)?)),
+            None => Ok(err),
+        },
+        _ => Ok(err),
+    })?;
+    let wrap: Function = lua
+        .load(
+            "local clean = ...
+             local pack, unpack, pcall, error = table.pack, table.unpack, pcall, error
+             return function(f)
+               return function(...)
+                 local r = pack(pcall(f, ...))
+                 if r[1] then return unpack(r, 2, r.n) end
+                 error(clean(r[2]), 2)
+               end
+             end",
+        )
+        .set_name("=builtins")
+        .call(clean)?;
+    let g = lua.globals();
+    for name in CLEAN_ERRORS {
+        match g.get::<Value>(*name)? {
+            Value::Function(f) => g.set(*name, wrap.call::<Function>(f)?)?,
+            Value::Table(module) => {
+                for pair in module.clone().pairs::<Value, Value>() {
+                    if let (k, Value::Function(f)) = pair? {
+                        module.set(k, wrap.call::<Function>(f)?)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Installs every builtin into `lua`'s globals.
 pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let g = lua.globals();
@@ -352,6 +446,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     tasks::install(lua, shared)?;
     display::install(lua, shared)?;
     net::install(lua, shared)?;
+    json::install(lua)?;
     let s = shared.clone();
     g.set(
         "run_cell",
@@ -379,7 +474,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         )?;
         g.set(backend, module)?;
     }
-    Ok(())
+    clean_errors(lua)
 }
 
 /// The active runner, if it has sockets to offer (the `tcp` and `http` modules).
