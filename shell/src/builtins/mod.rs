@@ -4,6 +4,7 @@
 //! values become futures) and the core ones; the rest live in a module each.
 
 mod display;
+mod http;
 mod json;
 mod net;
 mod tasks;
@@ -447,6 +448,7 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     display::install(lua, shared)?;
     net::install(lua, shared)?;
     json::install(lua)?;
+    http::install(lua, shared)?;
     let s = shared.clone();
     g.set(
         "run_cell",

@@ -6,6 +6,9 @@
 //! (`<target>/<dir>`): the outer build's lock is not held, and the nested
 //! build reuses its own artefacts from one run to the next.
 
+#[cfg(feature = "http")]
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
