@@ -47,6 +47,47 @@ struct Running {
     deadline: Option<(Instant, Duration)>,
 }
 
+/// A `timeout(s, x)` being awaited: the instruction hook stops the Lua code of
+/// `cell` once `at` has passed, so that a CPU-bound `x` ends too.
+struct TimeoutScope {
+    id: u64,
+    cell: Option<CellId>,
+    at: Instant,
+    after: Duration,
+}
+
+/// What the hook raises when a [`TimeoutScope`] expires; the `timeout` that owns
+/// the scope turns it into [`RunError::TimedOut`].
+#[derive(Debug)]
+pub(crate) struct ScopeExpired {
+    pub(crate) scope: u64,
+    pub(crate) after: Duration,
+}
+
+impl std::fmt::Display for ScopeExpired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timeout: not finished within {:?}", self.after)
+    }
+}
+
+impl std::error::Error for ScopeExpired {}
+
+/// Removes its scope when the `timeout` that made it ends or is dropped.
+pub(crate) struct ScopeGuard {
+    shared: Arc<Shared>,
+    pub(crate) id: u64,
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let mut scopes = self.shared.timeouts();
+        scopes.retain(|s| s.id != self.id);
+        self.shared
+            .any_timeouts
+            .store(!scopes.is_empty(), Ordering::Release);
+    }
+}
+
 /// State shared by the engine and the Lua builtins (which may run on any thread).
 pub(crate) struct Shared {
     pub(crate) sink: Arc<dyn Sink>,
@@ -58,6 +99,10 @@ pub(crate) struct Shared {
     running: Mutex<Option<Running>>,
     /// Make a cancel token per cell (set once an [`Interrupter`] exists).
     interruptible: AtomicBool,
+    /// The `timeout(s, x)` scopes being awaited, and whether there are any (the
+    /// hook's fast path).
+    timeouts: Mutex<Vec<TimeoutScope>>,
+    any_timeouts: AtomicBool,
 }
 
 impl Shared {
@@ -67,6 +112,45 @@ impl Shared {
 
     fn running(&self) -> MutexGuard<'_, Option<Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn timeouts(&self) -> MutexGuard<'_, Vec<TimeoutScope>> {
+        self.timeouts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a `timeout(s, x)` scope for the cell polling this thread.
+    pub(crate) fn timeout_scope(self: &Arc<Self>, after: Duration) -> ScopeGuard {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mut scopes = self.timeouts();
+        scopes.push(TimeoutScope {
+            id,
+            cell: current_cell(),
+            at: Instant::now() + after,
+            after,
+        });
+        self.any_timeouts.store(true, Ordering::Release);
+        ScopeGuard {
+            shared: self.clone(),
+            id,
+        }
+    }
+
+    /// The expired `timeout` scope of the code running now, if any.
+    fn expired_scope(&self) -> Option<ScopeExpired> {
+        if !self.any_timeouts.load(Ordering::Acquire) {
+            return None;
+        }
+        let cell = current_cell();
+        let now = Instant::now();
+        self.timeouts()
+            .iter()
+            .filter(|s| s.cell == cell && s.at <= now)
+            .min_by_key(|s| s.at)
+            .map(|s| ScopeExpired {
+                scope: s.id,
+                after: s.after,
+            })
     }
 
     /// The next execution count.
@@ -227,14 +311,21 @@ impl Engine {
             last: AtomicU64::new(0),
             running: Mutex::new(None),
             interruptible: AtomicBool::new(false),
+            timeouts: Mutex::new(Vec::new()),
+            any_timeouts: AtomicBool::new(false),
         });
         builtins::install(&lua, &shared).map_err(|e| lua_error(&e))?;
         let hook_shared = shared.clone();
         lua.set_global_hook(
             HookTriggers::new().every_nth_instruction(10_000),
-            move |_, _| match hook_shared.check_running() {
-                Ok(()) => Ok(VmState::Continue),
-                Err(err) => Err(mlua::Error::external(err)),
+            move |_, _| {
+                if let Err(err) = hook_shared.check_running() {
+                    return Err(mlua::Error::external(err));
+                }
+                match hook_shared.expired_scope() {
+                    Some(expired) => Err(mlua::Error::external(expired)),
+                    None => Ok(VmState::Continue),
+                }
             },
         )
         .map_err(|e| lua_error(&e))?;

@@ -278,6 +278,10 @@ pub(crate) fn lua_error(err: &mlua::Error) -> ErrorInfo {
                 ErrorInfo::from(lookup)
             } else if let Some(info) = e.downcast_ref::<ErrorInfo>() {
                 info.clone()
+            } else if let Some(expired) = e.downcast_ref::<crate::engine::ScopeExpired>() {
+                ErrorInfo::from(&RunError::TimedOut {
+                    after: expired.after,
+                })
             } else {
                 ErrorInfo::new(ErrorKind::LuaError, e.to_string())
             };

@@ -318,7 +318,9 @@ fn an_interrupt_cancels_the_running_cell_and_the_next_one_works() {
         watchdog(30, move || {
             let mut sh = Shell::new(runner);
             let interrupter = sh.engine.interrupter();
-            for cell in ["await(sleep(30))", "while true do end"] {
+            // A pcall in the loop does not swallow the interrupt.
+            let swallowing = "while true do pcall(function() for i = 1, 1e5 do end end) end";
+            for cell in ["await(sleep(30))", "while true do end", swallowing] {
                 let trigger = interrupter.clone();
                 let t = std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(200));
@@ -386,4 +388,38 @@ fn a_detached_task_prints_where_the_user_is_not_under_its_cell() {
         assert_ne!(detached, cell_a);
         assert!(detached.get() >= 1 << 32, "{detached:?}");
     });
+}
+
+#[test]
+fn timeout_stops_cpu_bound_lua_within_a_second_and_the_next_cell_works() {
+    for runner in ["inline", "tokio", "smol"] {
+        if !has(runner) {
+            continue;
+        }
+        watchdog(30, move || {
+            let mut sh = Shell::new(runner);
+            for body in [
+                "local i = 0 while true do i = i + 1 end",
+                // pcall cannot swallow the deadline.
+                "while true do pcall(function() for j = 1, 1e5 do end end) end",
+            ] {
+                let started = std::time::Instant::now();
+                let err = sh.err(&format!("await(timeout(0.3, function() {body} end))"));
+                let took = started.elapsed();
+                assert_eq!(err.kind, ErrorKind::TimedOut, "{runner}: {err}");
+                assert!(err.message.contains("not finished within 0.3 s"), "{err}");
+                assert!(took < Duration::from_secs(1), "{runner}: took {took:?}");
+                assert_eq!(sh.out("1 + 1").as_deref(), Some("2"));
+            }
+            // Caught, it is a value; the timeouts around it are unaffected.
+            assert_eq!(
+                sh.stdout(
+                    "ok, e = pcall(await, timeout(0.1, function() while true do end end))\n\
+                     print(ok, tostring(e):match('not finished within 0.1 s') ~= nil)\n\
+                     print(await(timeout(5, function() return 7 end)))"
+                ),
+                "false\ttrue\n7\n"
+            );
+        });
+    }
 }

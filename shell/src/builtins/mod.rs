@@ -139,6 +139,19 @@ fn check_backend(shared: &Shared, needs: &str) -> mlua::Result<()> {
     }))
 }
 
+/// Whether `err` is the hook stopping the Lua code of `timeout` scope `scope`.
+fn expired_in(err: &mlua::Error, scope: u64) -> bool {
+    match err {
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            expired_in(cause, scope)
+        }
+        mlua::Error::ExternalError(e) => e
+            .downcast_ref::<engine::ScopeExpired>()
+            .is_some_and(|x| x.scope == scope),
+        _ => false,
+    }
+}
+
 /// Turns what `await`/`gather`/`timeout` accept into a future.
 fn to_future(value: Value) -> mlua::Result<AwaitFuture> {
     match &value {
@@ -347,6 +360,53 @@ fn clean_errors(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
+/// Whether `err` is the hook stopping Lua code (an interrupt, the cell's timeout, an
+/// expired `timeout` scope): what `pcall` must not swallow.
+fn is_control(err: &mlua::Error) -> bool {
+    match err {
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            is_control(cause)
+        }
+        mlua::Error::ExternalError(e) => {
+            e.downcast_ref::<engine::ScopeExpired>().is_some()
+                || matches!(
+                    e.downcast_ref::<RunError>(),
+                    Some(RunError::Cancelled | RunError::TimedOut { .. })
+                )
+        }
+        _ => false,
+    }
+}
+
+/// `pcall` and `xpcall` that let an interrupt or a timeout through, as Python's
+/// `except Exception` lets `KeyboardInterrupt` through: a loop of `pcall`s still
+/// stops when the user presses Ctrl-C or the deadline passes.
+fn uncatchable_control(lua: &Lua) -> mlua::Result<()> {
+    let control =
+        lua.create_function(|_, err: Value| Ok(matches!(&err, Value::Error(e) if is_control(e))))?;
+    lua.load(
+        "local is_control = ...
+         local pack, unpack, error = table.pack, table.unpack, error
+         local raw_pcall, raw_xpcall = pcall, xpcall
+         pcall = function(f, ...)
+           local r = pack(raw_pcall(f, ...))
+           if not r[1] and is_control(r[2]) then error(r[2], 0) end
+           return unpack(r, 1, r.n)
+         end
+         xpcall = function(f, handler, ...)
+           local stopped
+           local r = pack(raw_xpcall(f, function(e)
+             if is_control(e) then stopped = e return e end
+             return handler(e)
+           end, ...))
+           if stopped ~= nil then error(stopped, 0) end
+           return unpack(r, 1, r.n)
+         end",
+    )
+    .set_name("=builtins")
+    .call::<()>(control)
+}
+
 /// Installs every builtin into `lua`'s globals.
 pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let g = lua.globals();
@@ -421,17 +481,27 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         })?,
     )?;
 
+    let s = shared.clone();
     g.set(
         "timeout",
-        lua.create_function(|_, (secs, value): (f64, Value)| {
+        lua.create_function(move |_, (secs, value): (f64, Value)| {
             let limit = seconds(secs)?;
             let inner = to_future(value)?;
+            let shared = s.clone();
             let fut: AwaitFuture = Box::pin(async move {
+                // The scope starts when awaited, for the cell awaiting it: the hook
+                // stops CPU-bound Lua under it; the timer stops an awaiting one.
+                let scope = shared.timeout_scope(limit);
+                let timed_out = || {
+                    mlua::Error::external(ErrorInfo::new(
+                        crate::ErrorKind::TimedOut,
+                        format!("timeout: not finished within {secs} s (the work was dropped)"),
+                    ))
+                };
                 match select(inner, Box::pin(autoawait_core::sleep(limit))).await {
+                    Either::Left((Err(e), _)) if expired_in(&e, scope.id) => Err(timed_out()),
                     Either::Left((result, _)) => result,
-                    Either::Right(_) => Err(lua_err(format!(
-                        "timeout: not finished within {secs} s (the work was dropped)"
-                    ))),
+                    Either::Right(_) => Err(timed_out()),
                 }
             });
             Ok(Awaitable::new(format!("timeout({secs}, ...)"), None, fut))
@@ -476,7 +546,8 @@ pub(crate) fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
         )?;
         g.set(backend, module)?;
     }
-    clean_errors(lua)
+    clean_errors(lua)?;
+    uncatchable_control(lua)
 }
 
 /// The active runner, if it has sockets to offer (the `tcp` and `http` modules).
