@@ -38,6 +38,7 @@ mod magics;
 mod output;
 mod plugins;
 pub mod scaffold;
+mod show;
 pub mod term;
 
 pub use cells::{completeness, parse_percent, Completeness};

@@ -1,13 +1,11 @@
 //! What a cell produces ([`Output`]), where it goes ([`Sink`]), and how Lua values
 //! are shown.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use autoawait_core::CellId;
 
 use crate::ErrorInfo;
-use mlua::{MultiValue, Value};
 
 /// A value to show, as a MIME bundle: `text/plain` always, richer forms maybe.
 ///
@@ -160,105 +158,4 @@ impl Sink for VecSink {
     }
 }
 
-/// Shows the values a cell returned, Lua-style, comma-separated.
-pub(crate) fn show_values(values: &MultiValue) -> String {
-    let mut out = String::new();
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        show(&mut out, v, 0, &mut Vec::new());
-    }
-    out
-}
-
-/// Shows one value: strings quoted, tables as constructors (depth and cycles bounded).
-pub(crate) fn show_value(value: &Value) -> String {
-    let mut out = String::new();
-    show(&mut out, value, 0, &mut Vec::new());
-    out
-}
-
-fn show(out: &mut String, value: &Value, depth: usize, seen: &mut Vec<usize>) {
-    match value {
-        Value::Nil => out.push_str("nil"),
-        Value::Boolean(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Integer(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::Number(n) => {
-            if n.is_finite() && n.fract() == 0.0 && n.abs() < 1e16 {
-                let _ = write!(out, "{n:.1}");
-            } else {
-                let _ = write!(out, "{n}");
-            }
-        }
-        Value::String(s) => {
-            let _ = write!(out, "{:?}", s.to_string_lossy());
-        }
-        Value::Table(t) => {
-            let id = t.to_pointer() as usize;
-            if seen.contains(&id) || depth >= 4 {
-                let _ = write!(out, "{{...}}");
-                return;
-            }
-            seen.push(id);
-            let mut items = Vec::new();
-            let len = t.raw_len();
-            for i in 1..=len {
-                let mut s = String::new();
-                show(
-                    &mut s,
-                    &t.raw_get::<Value>(i).unwrap_or(Value::Nil),
-                    depth + 1,
-                    seen,
-                );
-                items.push(s);
-            }
-            let mut keyed = Vec::new();
-            for (k, v) in t.clone().pairs::<Value, Value>().flatten() {
-                if let Value::Integer(i) = k {
-                    if i >= 1 && (i as usize) <= len {
-                        continue;
-                    }
-                }
-                let key = match &k {
-                    Value::String(s) if is_name(&s.to_string_lossy()) => s.to_string_lossy(),
-                    other => {
-                        let mut s = String::from("[");
-                        show(&mut s, other, depth + 1, seen);
-                        s.push(']');
-                        s
-                    }
-                };
-                let mut s = format!("{key} = ");
-                show(&mut s, &v, depth + 1, seen);
-                keyed.push(s);
-            }
-            keyed.sort();
-            seen.pop();
-            items.extend(keyed);
-            if items.is_empty() {
-                out.push_str("{}");
-            } else {
-                let _ = write!(out, "{{ {} }}", items.join(", "));
-            }
-        }
-        other => match other.to_string() {
-            Ok(s) => out.push_str(&s),
-            Err(_) => {
-                let _ = write!(out, "{}: {:?}", other.type_name(), other.to_pointer());
-            }
-        },
-    }
-}
-
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub(crate) use crate::show::{show_value, show_values};

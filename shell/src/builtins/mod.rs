@@ -206,6 +206,8 @@ fn join_values(values: &Variadic<Value>, sep: &str) -> mlua::Result<String> {
         }
         match v {
             Value::String(s) => text.push_str(&s.to_string_lossy()),
+            // As Lua's `tostring`: `3.0`, `1e+300`; `__tostring` and `__name` respected.
+            Value::Number(n) => text.push_str(&crate::show::lua_float(*n)),
             other => text.push_str(&other.to_string()?),
         }
     }
