@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     /// hook's fast path).
     timeouts: Mutex<Vec<TimeoutScope>>,
     any_timeouts: AtomicBool,
+    /// The background tasks of the cells, for `%tasks` and `%cancel`.
+    pub(crate) tasks: builtins::Tasks,
 }
 
 impl Shared {
@@ -313,6 +315,7 @@ impl Engine {
             interruptible: AtomicBool::new(false),
             timeouts: Mutex::new(Vec::new()),
             any_timeouts: AtomicBool::new(false),
+            tasks: builtins::Tasks::default(),
         });
         builtins::install(&lua, &shared).map_err(|e| lua_error(&e))?;
         let hook_shared = shared.clone();
@@ -466,6 +469,7 @@ impl Engine {
             deadline: opts.timeout.map(|after| (Instant::now() + after, after)),
         });
         self.shared.last.store(id.get(), Ordering::Relaxed);
+        self.shared.tasks.cell_started();
         self.shared.sink.cell_started(id);
         let result = self.dispatch(source, id, count, &opts);
         if emit {

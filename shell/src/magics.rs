@@ -85,6 +85,21 @@ pub const MAGICS: &[Magic] = &[
         handler: run_in_reactor,
     },
     Magic {
+        name: "tasks",
+        kind: MagicKind::Line,
+        usage: "%tasks",
+        help: "list the background tasks: id, the cell that started it, runner, state \
+               (running, done, failed, cancelled, dropped), age, name",
+        handler: tasks,
+    },
+    Magic {
+        name: "cancel",
+        kind: MagicKind::Line,
+        usage: "%cancel ID|all",
+        help: "cancel a running background task (ids from %tasks), or all of them",
+        handler: cancel,
+    },
+    Magic {
         name: "timeit",
         kind: MagicKind::Both,
         usage: "%timeit [-n N] [-r R] STATEMENT  |  %%timeit [-n N] [-r R]",
@@ -125,11 +140,13 @@ pub const MAGICS: &[Magic] = &[
 pub const BUILTINS: &[(&str, &str, &str)] = &[
     ("await", "await(x)", "wait for an awaitable, a Task or a function (needs %autoawait on)"),
     ("gather", "gather(a, b, ...)", "an awaitable running all of them concurrently; await gives their values"),
-    ("spawn", "spawn(fn, ...)", "run fn(...) in the background on the current runner: a Task with :wait([timeout]) :cancel() :done() :result()"),
+    ("spawn", "spawn(fn, ...), spawn{name = s, fn, ...}", "run fn(...) in the background on the current runner: a Task with :wait([timeout]) :cancel() :done() :result(); %tasks lists them"),
     ("detach", "detach(fn, ...)", "spawn(fn, ...) for a long-lived task: its output goes to the cell running now (the latest cell in a notebook, [bg] in the REPL), not to the cell that started it"),
     ("sleep", "sleep(s)", "an awaitable that waits s seconds on the runner's timer"),
-    ("timeout", "timeout(s, x)", "an awaitable: x, or an error after s seconds (x is dropped)"),
+    ("timeout", "timeout(s, x)", "an awaitable: x, or a TimedOut error after s seconds (x is dropped, CPU-bound Lua too)"),
     ("tcp", "tcp.connect(addr), tcp.listen(addr)", "awaitables for TCP streams (:read([n]) :write(s) :close()) and listeners (:accept() :addr())"),
+    ("http", "http.get(url [, opts]), http.post(url, body [, opts]), http.request{...}", "awaitables of a response on the runner's own sockets: .status .ok .headers .url, await(r:text()), await(r:json()), for line in r:lines(); opts: headers, body, json, timeout, redirects, ca"),
+    ("json", "json.encode(v [, {indent = n}]), json.decode(s)", "JSON to and from Lua values; json.null is JSON's null, json.array(t) marks an (empty) array"),
     ("display", "display(v, ...)", "show values now (rich values as MIME bundles in a notebook)"),
     (
         "display_handle",
@@ -152,10 +169,11 @@ fn unknown(name: &str, prefix: &str) -> ErrorInfo {
     let closest = autoawait_core::closest_name(name, MAGICS.iter().map(|m| m.name));
     let mut message = format!("unknown magic `{prefix}{name}`");
     if let Some(m) = closest {
-        let p = if find(m).is_some_and(|m| m.kind == MagicKind::Cell) {
-            "%%"
-        } else {
-            "%"
+        // The way it was typed, if the magic can be used that way.
+        let kind = find(m).map_or(MagicKind::Line, |m| m.kind);
+        let p = match (prefix, kind) {
+            ("%%", MagicKind::Cell | MagicKind::Both) | (_, MagicKind::Cell) => "%%",
+            _ => "%",
         };
         let _ = write!(message, "; did you mean `{p}{m}`?");
     }
@@ -171,6 +189,15 @@ pub(crate) fn run_line_magic(
     count: u64,
     opts: &RunOptions,
 ) -> Result<Option<Rich>, ErrorInfo> {
+    if let Some(cell_magic) = name.strip_prefix('%') {
+        return Err(ErrorInfo::usage(match find(cell_magic) {
+            Some(_) => format!(
+                "`%%{cell_magic}` is a cell magic: it must be on the first line of the cell, \
+                 with the body below"
+            ),
+            None => unknown(cell_magic, "%%").message,
+        }));
+    }
     let magic = find(name).ok_or_else(|| unknown(name, "%"))?;
     if magic.kind == MagicKind::Cell {
         return Err(ErrorInfo::usage(format!(
@@ -224,10 +251,36 @@ fn say(engine: &Engine, id: CellId, text: impl Into<String>) {
 }
 
 fn autoawait(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
-    let text = engine
+    let before = engine.selector().name().to_owned();
+    let mut text = engine
         .selector()
         .handle(call.args)
         .map_err(|e| ErrorInfo::from(&e))?;
+    // Leaving a runner with tasks still alive on it: say what becomes of them.
+    if engine.selector().name() != before {
+        if let Some(note) = engine.shared().tasks.on_leaving(&before) {
+            text = format!("{text}\n{note}");
+        }
+    }
+    say(engine, call.id, text);
+    Ok(None)
+}
+
+fn tasks(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
+    if !call.args.is_empty() {
+        return Err(ErrorInfo::usage("usage: %tasks (it takes no arguments)"));
+    }
+    say(engine, call.id, engine.shared().tasks.table());
+    Ok(None)
+}
+
+fn cancel(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, ErrorInfo> {
+    let selected = engine.selector().name().to_owned();
+    let text = engine
+        .shared()
+        .tasks
+        .cancel(call.args.trim(), &selected)
+        .map_err(ErrorInfo::usage)?;
     say(engine, call.id, text);
     Ok(None)
 }
@@ -276,8 +329,15 @@ fn run_in_reactor(engine: &mut Engine, call: Call<'_>) -> Result<Option<Rich>, E
         .runner()
         .map_err(|e| ErrorInfo::from(&e))?;
     let shared = engine.shared().clone();
-    let task = spawn_task(&shared, &runner, func, MultiValue::new(), call.id)
-        .map_err(|e| ErrorInfo::from(&e))?;
+    let task = spawn_task(
+        &shared,
+        &runner,
+        func,
+        MultiValue::new(),
+        call.id,
+        Some(name.to_owned()),
+    )
+    .map_err(|e| ErrorInfo::from(&e))?;
     let ud = engine
         .lua()
         .create_userdata(task)

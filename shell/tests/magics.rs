@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use autoawait_shell::{ErrorKind, MAGICS};
 use common::{has, stdout_of, watchdog, Shell};
 
@@ -175,4 +177,115 @@ fn timeit_runs_under_each_available_runner() {
             assert!(line.contains("5 loops each"), "{runner}: {line}");
         });
     }
+}
+
+#[test]
+fn tasks_lists_background_tasks_and_cancel_stops_them() {
+    common::watchdog(30, || {
+        let mut sh = common::Shell::new("tokio");
+        sh.ok(
+            "ticks = 0\n\
+             t = spawn{name = 'ticker', function() while true do ticks = ticks + 1 await(sleep(0.01)) end end}\n\
+             q = spawn(function() return 1 end)\n\
+             f = spawn(function() error('boom') end)\n\
+             await(sleep(0.05))",
+        );
+        let table = sh.stdout("%tasks");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].contains("id") && lines[0].contains("state"),
+            "{table}"
+        );
+        let row = |id: &str| {
+            lines
+                .iter()
+                .find(|l| l.split_whitespace().next() == Some(id))
+                .unwrap_or_else(|| panic!("no task {id}: {table}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(row("1")[1..5], ["In", "[2]", "tokio", "running"], "{table}");
+        assert_eq!(row("1").last(), Some(&"ticker"));
+        assert_eq!(row("2")[4], "done");
+        assert_eq!(row("3")[4], "failed");
+        // Finished tasks stay listed for the cell after they finished, then go.
+        let table = sh.stdout("%tasks");
+        assert!(
+            !table.lines().any(|l| l.trim_start().starts_with("2 ")),
+            "{table}"
+        );
+        assert!(
+            !table.lines().any(|l| l.trim_start().starts_with("3 ")),
+            "{table}"
+        );
+        // One whose result was read goes at once.
+        sh.ok("r = spawn(function() return 2 end) await(sleep(0.01)) r:result()");
+        assert!(!sh
+            .stdout("%tasks")
+            .lines()
+            .any(|l| l.trim_start().starts_with("4 ")));
+
+        assert_eq!(sh.stdout("%cancel 1"), "cancelled task 1\n");
+        assert!(sh
+            .err("%cancel 1")
+            .message
+            .contains("is not running: it is cancelled"));
+        let before = sh.out("ticks").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(sh.out("ticks").unwrap(), before, "the ticker stopped");
+        assert!(sh.err("%cancel 99").message.contains("no task 99"));
+        assert!(sh
+            .err("%cancel soon")
+            .message
+            .contains("usage: %cancel ID|all"));
+        sh.ok("for i = 1, 3 do spawn(function() await(sleep(30)) end) end");
+        assert_eq!(
+            sh.stdout("%cancel all"),
+            "cancelled task 5\ncancelled task 6\ncancelled task 7\n"
+        );
+    });
+}
+
+#[test]
+fn switching_runners_says_what_happens_to_their_live_tasks() {
+    common::watchdog(30, || {
+        let mut sh = common::Shell::new("tokio");
+        sh.ok(
+            "a = spawn(function() await(sleep(30)) end) b = spawn(function() await(sleep(30)) end)",
+        );
+        let said = sh.stdout("%autoawait tokio-per-cell");
+        assert!(
+            said.ends_with(
+                "2 tasks keep running on `tokio` (%tasks lists them, %cancel stops them)\n"
+            ),
+            "{said}"
+        );
+        sh.ok("c = spawn(function() await(sleep(30)) end)");
+        let said = sh.stdout("%autoawait smol");
+        assert!(
+            said.ends_with(
+                "1 task will pause until you come back to `tokio-per-cell` (%tasks lists them)\n"
+            ),
+            "{said}"
+        );
+        // Nothing to say when no task is alive on the runner left.
+        assert_eq!(sh.stdout("%autoawait tokio").lines().count(), 1);
+        sh.ok("%cancel all");
+    });
+}
+
+#[test]
+fn a_cell_magic_below_the_first_line_says_where_it_belongs() {
+    let mut sh = common::Shell::new("inline");
+    let err = sh.err("x = 1\n%%run_in_reactor");
+    assert_eq!(
+        err.message,
+        "`%%run_in_reactor` is a cell magic: it must be on the first line of the cell, with the body below"
+    );
+    let err = sh.err("x = 1\n%%timeitt");
+    assert!(
+        err.message.contains("did you mean `%%timeit`"),
+        "{}",
+        err.message
+    );
 }

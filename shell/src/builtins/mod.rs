@@ -26,7 +26,7 @@ use crate::ErrorInfo;
 
 pub(crate) use display::RichValue;
 use tasks::TaskUd;
-pub(crate) use tasks::{is_detached, spawn_task};
+pub(crate) use tasks::{is_detached, spawn_task, Tasks};
 
 /// Turns what an awaited future produced into Lua values (run with the Lua state).
 pub(crate) type Convert = Box<dyn FnOnce(&Lua) -> mlua::Result<MultiValue> + Send>;
