@@ -205,6 +205,10 @@ fn echo(count: u64, source: &str) -> String {
 /// `In [n]:` and its value as `Out[n]:`. Stops at the first failing cell unless
 /// `keep_going`. Returns `true` if every cell succeeded.
 ///
+/// Ctrl-C (SIGINT) cancels the running cell with `KeyboardInterrupt`, as in the
+/// REPL, and the run goes on with the next cell; a second Ctrl-C within a second
+/// ends the run (exit status 130).
+///
 /// # Errors
 ///
 /// If the file cannot be read or the engine cannot start.
@@ -212,15 +216,32 @@ pub fn run_file(path: &Path, runner: Option<&str>, keep_going: bool) -> anyhow::
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let (mut engine, sink) = terminal_engine(runner)?;
+    let interrupter = engine.interrupter();
+    let last = Mutex::new(None::<std::time::Instant>);
+    ctrlc::set_handler(move || {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            eprintln!("\nKeyboardInterrupt: a second Ctrl-C, the run ends");
+            std::process::exit(130);
+        }
+        *last = Some(std::time::Instant::now());
+        interrupter.interrupt();
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     let mut ok = true;
     for cell in crate::parse_percent(&text) {
         print!("{}", echo(engine.execution_count() + 1, &cell));
         let _ = std::io::stdout().flush();
         let report = engine.run_cell(&cell);
         println!();
+        let interrupted = report
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Cancelled);
         if !report.is_ok() {
             ok = false;
-            if !keep_going {
+            // An interrupted cell is dropped and the run goes on, as at the prompt.
+            if !keep_going && !interrupted {
                 break;
             }
         }

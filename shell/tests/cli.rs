@@ -253,3 +253,73 @@ fn every_magic_from_a_cell_file() {
         assert!(out.contains(expected), "{expected:?} missing from {out}");
     }
 }
+
+/// Starts `autoawait run` on `cells`, sends it SIGINT after each of `pauses`, and
+/// returns its exit code and output (killed after 20 s).
+fn interrupted_run(cells: &str, pauses: &[u64]) -> (Option<i32>, String) {
+    let path = cell_file(cells);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
+        .args(["run", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    for pause in pauses {
+        std::thread::sleep(Duration::from_millis(*pause));
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("autoawait run did not end after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (status.code(), out)
+}
+
+#[test]
+fn sigint_cancels_the_running_cell_and_the_run_goes_on() {
+    let (code, out) = interrupted_run(
+        "-- %%\nawait(sleep(30))\n-- %%\nwhile true do end\n-- %%\nprint('after both')\n",
+        &[700, 1300],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.matches("KeyboardInterrupt").count(), 2, "{out}");
+    assert!(out.contains("after both"), "{out}");
+}
+
+#[test]
+fn a_second_sigint_within_a_second_ends_the_run() {
+    let started = Instant::now();
+    let (code, out) = interrupted_run(
+        "-- %%\nwhile true do end\n-- %%\nawait(sleep(30))\n-- %%\nprint('never')\n",
+        &[700, 200],
+    );
+    assert_eq!(code, Some(130), "{out}");
+    assert!(out.contains("a second Ctrl-C, the run ends"), "{out}");
+    assert!(!out.contains("never"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
