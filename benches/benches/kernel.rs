@@ -7,6 +7,9 @@
 //! - `print_10000`: 10,000 printed lines, execute → idle, every line received;
 //! - `startup`: process start to the first `kernel_info_reply` with IOPub connected.
 //!
+//! The autoawait kernel runs with `AUTOAWAIT_IOPUB_RATE_LIMIT=0`: back-to-back
+//! 10,000-line cells exceed its default rate, where it would summarise.
+//!
 //! After criterion's own output, a table gives the medians, the ratios
 //! ipykernel / autoawait and each kernel's RSS after the run.
 //!
@@ -122,6 +125,9 @@ async fn start(f: &Flavour) -> Running {
     let (info, file) = connection(f.name);
     let child = Command::new(&f.argv[0])
         .args(&f.argv[1..])
+        // Wire speed: back to back, 10,000-line cells go past the rate limit,
+        // which ipykernel does not have (its server drops instead).
+        .env("AUTOAWAIT_IOPUB_RATE_LIMIT", "0")
         .arg(&file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

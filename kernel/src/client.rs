@@ -152,11 +152,8 @@ impl Client {
             self.reply_to(&id).await?;
             let got = tokio::time::timeout(Duration::from_millis(200), self.iopub.recv()).await;
             if let Ok(Ok(_)) = got {
-                // The rest of that request's status messages.
-                while let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_millis(100), self.iopub.recv()).await
-                {
-                }
+                // Later status messages of these requests have other parents: the
+                // waits for a request's own messages pass over them.
                 return Ok(());
             }
         }
