@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (once) a Python venv with the Jupyter test tools under the cargo target dir:
-#   jupyter_kernel_test (brings jupyter_client, jsonschema, pyzmq), nbclient, nbformat.
-# No ipykernel is installed on purpose: the only kernel in the venv is ours.
+#   jupyter_kernel_test (brings jupyter_client, jsonschema, pyzmq), nbclient, nbformat,
+#   jupyter_kernel_gateway (the remote-kernel test) and ipykernel (the peer the kernel
+#   round-trip bench measures against; the tests name our kernel, never `python3`).
 # Prints the venv path on stdout. Fails loudly when python3 is missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +15,7 @@ if ! command -v "$python" >/dev/null 2>&1; then
     echo "       install python3 with venv support (e.g. apt-get install python3 python3-venv)." >&2
     exit 2
 fi
-stamp="$venv/.autoawait-provisioned-v1"
+stamp="$venv/.autoawait-provisioned-v2"
 # Tests run in parallel: one provisioner at a time (mkdir is atomic; a lock older
 # than 15 minutes is stale).
 lock="$venv.lock"
@@ -29,7 +30,8 @@ if [ ! -f "$stamp" ]; then
     echo "provisioning $venv ..." >&2
     "$python" -m venv "$venv" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "jupyter_kernel_test>=0.7,<0.8" "jupyter_client>=8,<9" "nbclient>=0.10,<0.12" nbformat >&2
+        "jupyter_kernel_test>=0.7,<0.8" "jupyter_client>=8,<9" "nbclient>=0.10,<0.12" nbformat \
+        "jupyter_kernel_gateway>=3,<4" "ipykernel>=7,<8" >&2
     touch "$stamp"
 fi
 echo "$venv"

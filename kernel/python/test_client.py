@@ -8,14 +8,25 @@ kernelspec AUTOAWAIT_KERNEL_NAME (default "autoawait"), i.e. the real Lua engine
 * input() is asked over stdin and answered;
 * `%autoawait tokio-host` runs cells (and their tasks) on the kernel's own loop;
 * nbclient runs a notebook headless and each output lands in its own cell
-  (AUTOAWAIT_NOTEBOOK=path runs that notebook too, e.g. examples/tour.ipynb).
+  (AUTOAWAIT_NOTEBOOK=path runs that notebook too, e.g. examples/tour.ipynb);
+* robustness (issue 11): a CPU-bound cell under `tokio-host` is interrupted within
+  2 s and `input()` there is answered; the heartbeat answers while a cell spins;
+  10,000 printed lines arrive in order; `io.stdout:write`, `io.stderr:write` and
+  child processes reach the cell; protocol 5.5 with subshells; `exit` asks the
+  front end to exit; 20,000 lines land in a handful of notebook outputs;
+  `jupyter run --kernel=autoawait file.lua` prints the file's output.
 
 Run with: "$VENV/bin/python" -m unittest -v test_client
 """
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import unittest
+
+import zmq
 
 import nbformat
 from jupyter_client.manager import start_new_kernel
@@ -218,6 +229,189 @@ class KernelClientTests(unittest.TestCase):
             self.execute("%autoawait tokio")
 
 
+def hb_ping(km, timeout=2.0):
+    """One heartbeat round trip on a socket of our own; True if echoed in time."""
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.linger = 0
+    try:
+        sock.connect(f"{km.transport}://{km.ip}:{km.hb_port}")
+        sock.send(b"ping")
+        if sock.poll(int(timeout * 1000)):
+            return sock.recv() == b"ping"
+        return False
+    finally:
+        sock.close()
+
+
+def wait_for_input(kc, msg_id):
+    while True:
+        msg = kc.get_iopub_msg(timeout=TIMEOUT)
+        if msg["msg_type"] == "execute_input" and msg["parent_header"]["msg_id"] == msg_id:
+            return
+
+
+def control_request(kc, msg_type, content=None):
+    msg = kc.session.msg(msg_type, content or {})
+    kc.control_channel.send(msg)
+    while True:
+        reply = kc.control_channel.get_msg(timeout=TIMEOUT)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return reply
+
+
+def execute_in_subshell(kc, subshell_id, code):
+    content = {"code": code, "silent": False, "store_history": True,
+               "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+    msg = kc.session.msg("execute_request", content)
+    msg["header"]["subshell_id"] = subshell_id
+    kc.shell_channel.send(msg)
+    return msg["header"]["msg_id"]
+
+
+def stream_text(msgs, name="stdout"):
+    return "".join(m["content"]["text"] for m in streams(msgs) if m["content"]["name"] == name)
+
+
+class RobustnessTests(unittest.TestCase):
+    """Issue 11's must-shows, each against the real Lua engine."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.km, cls.kc = start_new_kernel(kernel_name=KERNEL)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kc.stop_channels()
+        cls.km.shutdown_kernel()
+
+    def execute(self, code, **kw):
+        msg_id = self.kc.execute(code, **kw)
+        reply = reply_to(self.kc, msg_id)
+        return msg_id, reply, collect_until_idle(self.kc, msg_id)
+
+    def test_a_cpu_bound_cell_under_tokio_host_is_interrupted_within_2s(self):
+        _, reply, _ = self.execute("%autoawait tokio-host")
+        self.assertEqual(reply["content"]["status"], "ok")
+        try:
+            msg_id = self.kc.execute("while true do end")
+            wait_for_input(self.kc, msg_id)
+            time.sleep(0.3)
+            self.assertTrue(hb_ping(self.km), "the heartbeat answers while the cell spins")
+            started = time.monotonic()
+            self.km.interrupt_kernel()
+            reply = reply_to(self.kc, msg_id, timeout=10)
+            self.assertLess(time.monotonic() - started, 2.0)
+            self.assertEqual(reply["content"]["ename"], "KeyboardInterrupt")
+            collect_until_idle(self.kc, msg_id)
+            _, reply, msgs = self.execute("return 40 + 2")
+            self.assertEqual(reply["content"]["status"], "ok")
+            results = [m for m in msgs if m["msg_type"] == "execute_result"]
+            self.assertEqual(results[0]["content"]["data"]["text/plain"], "42")
+        finally:
+            self.execute("%autoawait tokio")
+
+    def test_input_under_tokio_host_is_answered(self):
+        self.execute("%autoawait tokio-host")
+        try:
+            msg_id = self.kc.execute('await(sleep(0.01)); local n = input("n? "); print("got " .. n)',
+                                     allow_stdin=True)
+            request = self.kc.get_stdin_msg(timeout=TIMEOUT)
+            self.assertEqual(request["content"]["prompt"], "n? ")
+            self.kc.input("7")
+            reply = reply_to(self.kc, msg_id)
+            self.assertEqual(reply["content"]["status"], "ok")
+            self.assertIn("got 7\n", stream_text(collect_until_idle(self.kc, msg_id)))
+        finally:
+            self.execute("%autoawait tokio")
+
+    def test_the_heartbeat_answers_while_a_cell_spins(self):
+        msg_id = self.kc.execute("while true do end")
+        wait_for_input(self.kc, msg_id)
+        time.sleep(0.3)
+        for _ in range(3):
+            self.assertTrue(hb_ping(self.km))
+        self.km.interrupt_kernel()
+        self.assertEqual(reply_to(self.kc, msg_id)["content"]["ename"], "KeyboardInterrupt")
+        collect_until_idle(self.kc, msg_id)
+
+    def test_ten_thousand_printed_lines_all_arrive_in_order(self):
+        _, reply, msgs = self.execute("for i = 1, 10000 do print(i) end")
+        self.assertEqual(reply["content"]["status"], "ok")
+        self.assertEqual(stream_text(msgs), "".join(f"{i}\n" for i in range(1, 10001)))
+        self.assertLess(len(streams(msgs)), 50, "batched, not one message per line")
+
+    def test_file_descriptor_output_reaches_the_cell(self):
+        code = 'io.stdout:write("via io.stdout\\n"); io.stderr:write("via io.stderr\\n"); os.execute("echo from a child")'
+        _, reply, msgs = self.execute(code)
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        out = stream_text(msgs, "stdout")
+        self.assertIn("via io.stdout\n", out)
+        self.assertIn("from a child\n", out)
+        self.assertIn("via io.stderr\n", stream_text(msgs, "stderr"))
+
+    def test_kernel_info_speaks_5_5_with_subshells(self):
+        for reply in [self.kc.kernel_info(reply=True, timeout=TIMEOUT),
+                      control_request(self.kc, "kernel_info_request")]:
+            self.assertEqual(reply["content"]["protocol_version"], "5.5")
+            self.assertIn("kernel subshells", reply["content"]["supported_features"])
+
+    def test_a_subshell_cell_finishes_while_the_main_cell_awaits_and_interrupts_reach_both(self):
+        created = control_request(self.kc, "create_subshell_request")
+        self.assertEqual(created["content"]["status"], "ok", created["content"])
+        sid = created["content"]["subshell_id"]
+        try:
+            self.execute("progress = 0")
+            main = self.kc.execute("for i = 1, 100 do progress = i; await(sleep(0.1)) end")
+            wait_for_input(self.kc, main)
+            time.sleep(0.3)
+            look = execute_in_subshell(self.kc, sid, "return progress")
+            reply = self.kc.get_shell_msg(timeout=5)
+            self.assertEqual(reply["parent_header"]["msg_id"], look, "the subshell answers first")
+            self.assertEqual(reply["content"]["status"], "ok")
+            msgs = collect_until_idle(self.kc, look)
+            seen = [m for m in msgs if m["msg_type"] == "execute_result"]
+            self.assertGreater(int(seen[0]["content"]["data"]["text/plain"]), 0)
+
+            slow = execute_in_subshell(self.kc, sid, "await(sleep(30))")
+            time.sleep(0.3)
+            self.km.interrupt_kernel()
+            replies = {}
+            for _ in range(2):
+                r = self.kc.get_shell_msg(timeout=5)
+                replies[r["parent_header"]["msg_id"]] = r["content"].get("ename")
+            self.assertEqual(replies, {main: "KeyboardInterrupt", slow: "KeyboardInterrupt"})
+            collect_until_idle(self.kc, main)
+        finally:
+            deleted = control_request(self.kc, "delete_subshell_request", {"subshell_id": sid})
+            self.assertEqual(deleted["content"]["status"], "ok")
+        listed = control_request(self.kc, "list_subshell_request")
+        self.assertNotIn(sid, listed["content"]["subshell_id"])
+
+    def test_exit_asks_the_front_end_to_exit(self):
+        for code in ["exit", "quit()"]:
+            _, reply, _ = self.execute(code)
+            self.assertEqual(reply["content"]["status"], "ok")
+            self.assertEqual(reply["content"]["payload"],
+                             [{"source": "ask_exit", "keepkernel": False}])
+
+
+class JupyterRunTests(unittest.TestCase):
+    def test_jupyter_run_prints_the_files_output(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write('print("from the file")\nprint(6 * 7)\n')
+            path = f.name
+        try:
+            jupyter = os.path.join(os.path.dirname(sys.executable), "jupyter")
+            run = subprocess.run([jupyter, "run", f"--kernel={KERNEL}", path],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertIn("from the file", run.stdout)
+            self.assertIn("42", run.stdout)
+        finally:
+            os.unlink(path)
+
+
 class NotebookTests(unittest.TestCase):
     def test_nbclient_puts_each_output_in_its_cell(self):
         nb = nbformat.v4.new_notebook()
@@ -236,6 +430,16 @@ class NotebookTests(unittest.TestCase):
         self.assertEqual(out[3][0]["output_type"], "error")
         self.assertEqual(out[4][0]["data"]["text/plain"], "20")
         self.assertEqual([c.execution_count for c in nb.cells], [1, 2, 3, 4, 5])
+
+    def test_twenty_thousand_lines_land_in_a_handful_of_outputs(self):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("for i = 1, 20000 do print(i) end")]
+        NotebookClient(nb, kernel_name=KERNEL, timeout=60).execute()
+        outputs = nb.cells[0].outputs
+        self.assertTrue(all(o["output_type"] == "stream" for o in outputs), outputs[:3])
+        text = "".join(o["text"] for o in outputs)
+        self.assertEqual(text, "".join(f"{i}\n" for i in range(1, 20001)))
+        self.assertLessEqual(len(outputs), 10, f"{len(outputs)} output entries")
 
     def test_a_given_notebook_runs_headless(self):
         path = os.environ.get("AUTOAWAIT_NOTEBOOK")

@@ -71,5 +71,14 @@ class AutoawaitKernelTests(jupyter_kernel_test.KernelTests):
         cls.kc.stop_channels()
 
 
+@unittest.skipIf(os.environ.get("AUTOAWAIT_CONNECTION_FILE"),
+                 "needs a kernel of its own: the welcome goes to a fresh subscriber")
+class AutoawaitIopubWelcomeTests(jupyter_kernel_test.IopubWelcomeTests):
+    """JEP 65 / protocol 5.5: IOPub is XPUB and greets each subscriber."""
+
+    kernel_name = os.environ.get("AUTOAWAIT_KERNEL_NAME", "autoawait")
+    support_iopub_welcome = True
+
+
 if __name__ == "__main__":
     unittest.main()

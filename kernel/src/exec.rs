@@ -1,9 +1,11 @@
-//! The execute side: the session, one shell request at a time, between busy and idle.
+//! The execute side: a session, one shell request at a time, between busy and idle.
+//! The main shell runs on the thread that called `serve`, each subshell on its own.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use autoawait_core::{CancelToken, CellId};
 use serde_json::{json, Value};
@@ -16,20 +18,51 @@ use crate::output::{lock, KernelOutput, Parent, Running, Shared};
 use crate::wire::Message;
 use crate::{Completeness, ErrorReport, ExecuteContext, KernelInfo, Session};
 
-/// The execute side: the session, on the thread that called `serve`.
-pub(crate) struct Exec<S> {
-    pub(crate) session: S,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) shell_reply: UnboundedSender<ZmqMessage>,
-    pub(crate) jobs: std_mpsc::Receiver<Job>,
-    pub(crate) pending: VecDeque<Job>,
-    pub(crate) aborting: Vec<Message>,
-    pub(crate) execution_count: u64,
-    pub(crate) history: History,
+/// What the main shell and its subshells share.
+pub(crate) struct Common {
+    pub(crate) execution_count: AtomicU64,
+    pub(crate) history: Mutex<History>,
     pub(crate) info: KernelInfo,
+    /// The session makes subshells.
+    pub(crate) subshells: bool,
+}
+
+/// One shell: its session, its queue.
+pub(crate) struct Exec<S> {
+    session: S,
+    /// `None` for the main shell, else the subshell's id.
+    shell: Option<String>,
+    shared: Arc<Shared>,
+    common: Arc<Common>,
+    shell_reply: UnboundedSender<ZmqMessage>,
+    jobs: std_mpsc::Receiver<Job>,
+    pending: VecDeque<Job>,
+    aborting: Vec<Message>,
 }
 
 impl<S: Session> Exec<S> {
+    pub(crate) fn new(
+        session: S,
+        shell: Option<String>,
+        shared: Arc<Shared>,
+        common: Arc<Common>,
+        shell_reply: UnboundedSender<ZmqMessage>,
+        jobs: std_mpsc::Receiver<Job>,
+    ) -> Self {
+        Exec {
+            session,
+            shell,
+            shared,
+            common,
+            shell_reply,
+            jobs,
+            pending: VecDeque::new(),
+            aborting: Vec::new(),
+        }
+    }
+
+    /// Serves requests until a shutdown (main shell) or until the queue closes
+    /// (a deleted subshell, the kernel stopping).
     pub(crate) fn run(&mut self) {
         loop {
             let job = match self.pending.pop_front() {
@@ -64,19 +97,53 @@ impl<S: Session> Exec<S> {
     fn shell(&mut self, msg: Message) -> bool {
         let parent = Parent::of(&msg);
         self.shared.status(&parent, "busy");
+        // A session that panics on a request answers it with an error and serves on.
+        let handled = panic::catch_unwind(AssertUnwindSafe(|| self.handle(&msg, &parent)));
+        let stop = handled.unwrap_or_else(|panic| {
+            self.recover(&msg, &parent, panic.as_ref());
+            false
+        });
+        self.shared.status(&parent, "idle");
+        self.abort_taken();
+        stop
+    }
+
+    /// After a panic in the session: the request's cell is no longer running, and
+    /// the request gets an error reply.
+    fn recover(&mut self, msg: &Message, parent: &Arc<Parent>, panic: &(dyn std::any::Any + Send)) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        log(format_args!(
+            "the session panicked on a {}: {what}",
+            msg.msg_type()
+        ));
+        lock(&self.shared.running).retain(|r| !Arc::ptr_eq(&r.parent, parent));
+        if let Some(rt) = reply_type(msg.msg_type()) {
+            let why = format!("the kernel's session panicked: {what}");
+            self.send(msg, &rt, error_content("KernelPanic", why));
+        }
+    }
+
+    /// Answers one shell request; `true` to stop serving.
+    fn handle(&mut self, msg: &Message, parent: &Arc<Parent>) -> bool {
         let msg_type = msg.msg_type().to_owned();
         let mut stop = false;
-        if let Some(why) = bad_version(&msg) {
+        if let Some(why) = bad_version(msg) {
             log(format_args!("{why}"));
             if let Some(rt) = reply_type(&msg_type) {
-                self.send(&msg, &rt, error_content("ProtocolVersionError", why));
+                self.send(msg, &rt, error_content("ProtocolVersionError", why));
             }
         } else {
             match msg_type.as_str() {
-                "execute_request" => self.execute(&msg, &parent),
-                "kernel_info_request" => {
-                    self.send(&msg, "kernel_info_reply", kernel_info_content(&self.info))
-                }
+                "execute_request" => self.execute(msg, parent),
+                "kernel_info_request" => self.send(
+                    msg,
+                    "kernel_info_reply",
+                    kernel_info_content(&self.common.info, self.common.subshells),
+                ),
                 "is_complete_request" => {
                     let code = msg.content["code"].as_str().unwrap_or("");
                     let content = match self.session.is_complete(code) {
@@ -87,7 +154,7 @@ impl<S: Session> Exec<S> {
                         Completeness::Invalid => json!({ "status": "invalid" }),
                         Completeness::Unknown => json!({ "status": "unknown" }),
                     };
-                    self.send(&msg, "is_complete_reply", content);
+                    self.send(msg, "is_complete_reply", content);
                 }
                 "complete_request" => {
                     let code = msg.content["code"].as_str().unwrap_or("");
@@ -100,7 +167,7 @@ impl<S: Session> Exec<S> {
                         "cursor_end": char_offset(code, c.cursor_end),
                         "metadata": {},
                     });
-                    self.send(&msg, "complete_reply", content);
+                    self.send(msg, "complete_reply", content);
                 }
                 "inspect_request" => {
                     let code = msg.content["code"].as_str().unwrap_or("");
@@ -113,28 +180,40 @@ impl<S: Session> Exec<S> {
                         "data": found.map_or_else(|| json!({}), |b| b.to_json()),
                         "metadata": {},
                     });
-                    self.send(&msg, "inspect_reply", content);
+                    self.send(msg, "inspect_reply", content);
                 }
                 "history_request" => {
-                    let history = self.history.query(&msg.content);
+                    let history = lock(&self.common.history).query(&msg.content);
                     self.send(
-                        &msg,
+                        msg,
                         "history_reply",
                         json!({ "status": "ok", "history": history }),
                     );
                 }
                 "comm_info_request" => self.send(
-                    &msg,
+                    msg,
                     "comm_info_reply",
                     json!({ "status": "ok", "comms": {} }),
                 ),
+                "shutdown_request" if self.shell.is_some() => self.send(
+                    msg,
+                    "shutdown_reply",
+                    error_content(
+                        "SubshellError",
+                        "a subshell cannot shut the kernel down: send shutdown_request on control"
+                            .into(),
+                    ),
+                ),
                 "shutdown_request" => {
-                    // Old clients send it on shell.
+                    // Deprecated on shell since protocol 5.4; old clients still send it.
+                    log(format_args!(
+                        "shutdown_request on the shell channel is deprecated (protocol 5.4); send it on control"
+                    ));
                     let restart = msg.content["restart"].as_bool().unwrap_or(false);
                     self.shared.shutting_down.store(true, Ordering::SeqCst);
                     self.session.shutdown(restart);
                     self.send(
-                        &msg,
+                        msg,
                         "shutdown_reply",
                         json!({ "status": "ok", "restart": restart }),
                     );
@@ -144,13 +223,11 @@ impl<S: Session> Exec<S> {
                     log(format_args!("unknown shell message type `{other}`"));
                     if let Some(rt) = reply_type(other) {
                         let why = format!("this kernel does not handle `{other}`");
-                        self.send(&msg, &rt, error_content("UnknownMessageType", why));
+                        self.send(msg, &rt, error_content("UnknownMessageType", why));
                     }
                 }
             }
         }
-        self.shared.status(&parent, "idle");
-        self.abort_taken();
         stop
     }
 
@@ -165,16 +242,18 @@ impl<S: Session> Exec<S> {
             self.abort(msg);
             return;
         }
-        if store_history {
-            self.execution_count += 1;
-        }
-        let count = self.execution_count;
+        let count = if store_history {
+            self.common.execution_count.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.common.execution_count.load(Ordering::SeqCst)
+        };
         let cell = CellId::next();
         self.shared.route(cell, parent.clone());
         // Running before `execute_input` goes out: a client that interrupts as soon
         // as it sees the cell start must find it to cancel.
         let cancel = CancelToken::new();
-        *lock(&self.shared.running) = Some(Running {
+        lock(&self.shared.running).push(Running {
+            shell: self.shell.clone(),
             parent: parent.clone(),
             cancel: cancel.clone(),
             allow_stdin,
@@ -199,10 +278,15 @@ impl<S: Session> Exec<S> {
             },
         };
         let outcome = self.session.execute(code, &ctx);
-        let payload = lock(&self.shared.running)
-            .take()
-            .map(|running| running.payload)
-            .unwrap_or_default();
+        let payload = {
+            let mut running = lock(&self.shared.running);
+            match running.iter().position(|r| Arc::ptr_eq(&r.parent, parent)) {
+                Some(i) => running.remove(i).payload,
+                None => Vec::new(),
+            }
+        };
+        // What the cell wrote goes out before its result, its error and its reply.
+        self.shared.finish_output(parent);
         match outcome {
             Ok(value) => {
                 let plain = value
@@ -217,7 +301,7 @@ impl<S: Session> Exec<S> {
                     );
                 }
                 if store_history {
-                    self.history.push(count, code, plain);
+                    lock(&self.common.history).push(count, code, plain);
                 }
                 let user_expressions = self.user_expressions(&c["user_expressions"]);
                 self.send(
@@ -243,7 +327,7 @@ impl<S: Session> Exec<S> {
                     self.shared.publish(Some(parent), "error", error.clone());
                 }
                 if store_history {
-                    self.history.push(count, code, None);
+                    lock(&self.common.history).push(count, code, None);
                 }
                 error["status"] = "error".into();
                 error["execution_count"] = count.into();
@@ -322,7 +406,10 @@ impl<S: Session> Exec<S> {
         self.send(
             msg,
             "execute_reply",
-            json!({ "status": "aborted", "execution_count": self.execution_count }),
+            json!({
+                "status": "aborted",
+                "execution_count": self.common.execution_count.load(Ordering::SeqCst),
+            }),
         );
     }
 }

@@ -192,6 +192,7 @@ impl KernelSpec {
             "display_name": self.display_name,
             "language": self.language,
             "interrupt_mode": "message",
+            "kernel_protocol_version": crate::wire::PROTOCOL_VERSION,
             "env": {},
             "metadata": { "debugger": false },
         });
@@ -336,6 +337,7 @@ mod tests {
                 .unwrap();
         assert_eq!(json["language"], "lua");
         assert_eq!(json["interrupt_mode"], "message");
+        assert_eq!(json["kernel_protocol_version"], "5.5");
         assert_eq!(json["argv"][3], "{connection_file}");
         assert!(at.join("logo-32x32.png").is_file() && at.join("logo-64x64.png").is_file());
         std::fs::remove_dir_all(dir).unwrap();

@@ -1,32 +1,37 @@
 //! [`Kernel`]: start, serve, stop; the helpers both sides use to answer requests.
 
-use std::collections::VecDeque;
 use std::fmt;
+use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch};
 use zeromq::ZmqMessage;
 
+use crate::capture::{self, Capture};
 use crate::connection::{ConnectionInfo, KernelError};
-use crate::exec::Exec;
+use crate::control::Control;
+use crate::exec::{Common, Exec};
 use crate::history::History;
-use crate::io::Io;
+use crate::io::{self, Io, Ready};
 use crate::output::{lock, KernelOutput, Shared};
+use crate::subshell::{Shell, Subshells};
 use crate::wire::{self, Message, Signer};
 use crate::{KernelInfo, Session};
 
 /// How long a shutdown waits for the running cell to stop before it goes anyway.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the I/O thread keeps sending queued IOPub messages after shutdown.
-pub(crate) const FLUSH: Duration = Duration::from_millis(200);
+pub(crate) const FLUSH: Duration = Duration::from_secs(2);
+/// Worker threads of the runtime cells of `tokio-host` run on.
+const CELL_WORKERS: usize = 2;
 
 pub(crate) enum Job {
     Shell(Message),
@@ -36,18 +41,28 @@ pub(crate) enum Job {
     },
 }
 
-/// Logs a dropped message or an I/O hiccup on stderr (Jupyter servers keep kernel stderr
-/// in their log).
+/// Logs a dropped message or an I/O hiccup on the kernel's stderr (Jupyter servers
+/// keep kernel stderr in their log); the original one when fds 1 and 2 are captured.
 pub(crate) fn log(what: fmt::Arguments<'_>) {
-    eprintln!("autoawait kernel: {what}");
+    match capture::log_file() {
+        Some(mut f) => {
+            let _ = writeln!(f, "autoawait kernel: {what}");
+        }
+        None => eprintln!("autoawait kernel: {what}"),
+    }
 }
 
-/// A Jupyter kernel: sockets bound, I/O running on its own thread, waiting for a
-/// [`Session`] to [`serve`](Self::serve).
+/// A Jupyter kernel: sockets bound, I/O running on threads of its own, waiting for
+/// a [`Session`] to [`serve`](Self::serve).
 ///
-/// Kernel I/O (shell, control, stdin, IOPub, heartbeat) runs on a current-thread
-/// tokio runtime on the thread `autoawait-kernel-io`, whatever runner cells use.
-/// Control requests (interrupt, shutdown) are answered there even while a cell runs.
+/// No cell ever runs on a kernel thread, so none can starve them:
+/// `autoawait-kernel-io` serves shell, stdin, IOPub and signals,
+/// `autoawait-kernel-control` serves control (interrupt, shutdown, kernel_info,
+/// subshells) and `autoawait-kernel-hb` echoes heartbeats, each on a current_thread
+/// tokio runtime of its own. Cells run on the thread that called
+/// [`serve`](Self::serve) (and on subshell threads), through the session's runner;
+/// [`cell_runtime`](Self::cell_runtime) is the runtime the kernel offers for cells
+/// that want a tokio loop it owns (`tokio-host`).
 ///
 /// # Examples
 ///
@@ -68,12 +83,19 @@ pub(crate) fn log(what: fmt::Arguments<'_>) {
 pub struct Kernel {
     info: ConnectionInfo,
     shared: Arc<Shared>,
-    jobs: std_mpsc::Receiver<Job>,
+    jobs: Option<std_mpsc::Receiver<Job>>,
+    jobs_tx: std_mpsc::Sender<Job>,
     shell_reply: UnboundedSender<ZmqMessage>,
     kernel_info: Arc<Mutex<KernelInfo>>,
-    stop: Arc<Notify>,
-    io_thread: Option<JoinHandle<()>>,
-    runtime: Handle,
+    subshells: Arc<Subshells>,
+    /// Stops control and heartbeat, then (`io_stop`) the I/O thread, which sends
+    /// the last IOPub messages.
+    stop: watch::Sender<bool>,
+    io_stop: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    io: Handle,
+    control: Handle,
+    cells: Option<Runtime>,
 }
 
 impl fmt::Debug for Kernel {
@@ -107,7 +129,7 @@ impl fmt::Debug for Kernel {
 /// ```
 pub fn run<S, F>(connection_file: &Path, make_session: F) -> Result<(), KernelError>
 where
-    S: Session,
+    S: Session + 'static,
     F: FnOnce(&Kernel) -> S,
 {
     let kernel = Kernel::start(ConnectionInfo::from_file(connection_file)?)?;
@@ -119,89 +141,141 @@ where
 impl Kernel {
     /// Binds the five sockets to the connection file's transport and IP (port `0`
     /// picks a free port, see [`connection_info`](Self::connection_info)) and starts
-    /// kernel I/O on the thread `autoawait-kernel-io`.
+    /// the kernel's threads.
+    ///
+    /// A connection file without a key is accepted (the protocol allows it), with a
+    /// warning on stderr: messages are then not signed, so anyone who can reach the
+    /// ports can run code.
     ///
     /// # Errors
     ///
-    /// [`KernelError::Bind`] if a socket cannot be bound; [`KernelError::Io`] if the
-    /// I/O thread cannot start.
+    /// [`KernelError::Bind`] if a socket cannot be bound; [`KernelError::Io`] if a
+    /// thread or runtime cannot start.
     pub fn start(info: ConnectionInfo) -> Result<Kernel, KernelError> {
         let (iopub_tx, iopub_rx) = unbounded_channel();
         let (stdin_tx, stdin_rx) = unbounded_channel();
         let (shell_tx, shell_rx) = unbounded_channel();
         let (jobs_tx, jobs) = std_mpsc::channel();
-        let (ready_tx, ready_rx) = std_mpsc::channel();
-        let shared = Arc::new(Shared::new(
-            Signer::new(info.key.as_bytes()),
-            iopub_tx,
-            stdin_tx,
-        ));
+        let signer = Signer::new(info.key.as_bytes());
+        if !signer.is_signing() {
+            log(format_args!(
+                "WARNING: the connection file has no key: messages are NOT signed, and \
+                 anyone who can reach the kernel's ports can run code as you"
+            ));
+        }
+        let shared = Arc::new(Shared::new(signer, iopub_tx, stdin_tx));
         let kernel_info = Arc::new(Mutex::new(KernelInfo::default()));
-        let stop = Arc::new(Notify::new());
-        let io = Io {
-            shared: shared.clone(),
-            jobs: jobs_tx,
-            kernel_info: kernel_info.clone(),
-            stop: stop.clone(),
-        };
-        let io_thread = std::thread::Builder::new()
-            .name("autoawait-kernel-io".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(KernelError::Io(format!(
-                            "cannot build the kernel's tokio runtime: {e}"
-                        ))));
-                        return;
+        let subshells = Arc::new(Subshells::default());
+        let (stop, stopped) = watch::channel(false);
+        let (io_stop, io_stopped) = watch::channel(false);
+        let cells = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(CELL_WORKERS)
+            .thread_name("autoawait-kernel-cells")
+            .enable_all()
+            .build()
+            .map_err(|e| KernelError::Io(format!("cannot build the cells' tokio runtime: {e}")))?;
+
+        let mut threads = Vec::new();
+        let mut readies = Vec::new();
+        let started = (|| {
+            let io_part = Io {
+                shared: shared.clone(),
+                jobs: jobs_tx.clone(),
+                subshells: subshells.clone(),
+                shell_reply: shell_tx.clone(),
+            };
+            let (t, r) = io::spawn("autoawait-kernel-io", info.clone(), io_stopped, {
+                move |info, ready, stopped| {
+                    io_part.main(info, iopub_rx, stdin_rx, shell_rx, ready, stopped)
+                }
+            })?;
+            threads.push(t);
+            readies.push(r);
+            let control = Control {
+                shared: shared.clone(),
+                jobs: jobs_tx.clone(),
+                kernel_info: kernel_info.clone(),
+                subshells: subshells.clone(),
+            };
+            let (t, r) = io::spawn("autoawait-kernel-control", info.clone(), stopped.clone(), {
+                move |info, ready, stopped| control.main(info, ready, stopped)
+            })?;
+            threads.push(t);
+            readies.push(r);
+            let (t, r) = io::spawn(
+                "autoawait-kernel-hb",
+                info.clone(),
+                stopped.clone(),
+                io::heartbeat,
+            )?;
+            threads.push(t);
+            readies.push(r);
+            Ok::<(), KernelError>(())
+        })();
+        let mut bound = info.clone();
+        let mut handles = Vec::new();
+        let mut failure = started.err();
+        for ready in readies {
+            match ready.recv() {
+                Ok(Ok(Ready { ports, handle })) => {
+                    for (channel, port) in ports {
+                        bound.set_port(channel, port);
                     }
-                };
-                rt.block_on(io.main(info, iopub_rx, stdin_rx, shell_rx, ready_tx));
-            })
-            .map_err(|e| KernelError::Io(format!("cannot spawn the kernel I/O thread: {e}")))?;
-        let (info, runtime) = match ready_rx.recv() {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => {
-                let _ = io_thread.join();
-                return Err(e);
+                    handles.push(handle);
+                }
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => {
+                    failure = failure.or(Some(KernelError::Io(
+                        "a kernel thread died at start".into(),
+                    )))
+                }
             }
-            Err(_) => {
-                let _ = io_thread.join();
-                return Err(KernelError::Io(
-                    "the kernel I/O thread died at start".into(),
-                ));
+        }
+        if let Some(e) = failure {
+            let _ = stop.send(true);
+            let _ = io_stop.send(true);
+            for t in threads {
+                let _ = t.join();
             }
-        };
+            return Err(e);
+        }
         Ok(Kernel {
-            info,
+            info: bound,
             shared,
-            jobs,
+            jobs: Some(jobs),
+            jobs_tx,
             shell_reply: shell_tx,
             kernel_info,
+            subshells,
             stop,
-            io_thread: Some(io_thread),
-            runtime,
+            io_stop,
+            threads,
+            io: handles[0].clone(),
+            control: handles[1].clone(),
+            cells: Some(cells),
         })
     }
 
-    /// The kernel's own tokio runtime (a current_thread runtime driven by the
-    /// `autoawait-kernel-io` thread), for a `tokio-host` runner: cells and their tasks
-    /// then run on the kernel's loop, as in ipykernel. Work spawned there shares the
-    /// thread with kernel I/O: CPU-bound code delays heartbeats and interrupts.
+    /// The runtime the kernel owns for cells: a multi_thread tokio runtime (workers
+    /// `autoawait-kernel-cells`), not the one serving the sockets, so a cell spinning
+    /// on it delays no heartbeat and no interrupt. `autoawait kernel` attaches it to
+    /// `tokio-host`: cells are polled by the thread that runs them while the workers
+    /// drive timers, sockets and spawned tasks.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # let kernel = autoawait_kernel::Kernel::start(
     /// #     autoawait_kernel::ConnectionInfo::from_file("k.json".as_ref())?)?;
-    /// let on_loop = kernel.runtime_handle().spawn(async { 6 * 7 });
+    /// let on_loop = kernel.cell_runtime().spawn(async { 6 * 7 });
     /// # Ok::<(), autoawait_kernel::KernelError>(())
     /// ```
-    pub fn runtime_handle(&self) -> Handle {
-        self.runtime.clone()
+    pub fn cell_runtime(&self) -> Handle {
+        self.cells
+            .as_ref()
+            .expect("the cells' runtime lives until the kernel is dropped")
+            .handle()
+            .clone()
     }
 
     /// The connection info with the ports actually bound.
@@ -216,7 +290,7 @@ impl Kernel {
         }
     }
 
-    /// Makes SIGINT (Ctrl-C, `kill -INT`) interrupt the running cell like an
+    /// Makes SIGINT (Ctrl-C, `kill -INT`) interrupt the running cells like an
     /// `interrupt_request`, instead of ending the process. Call it in the kernel's
     /// binary; a library or test embedding the kernel may leave signals alone.
     ///
@@ -230,46 +304,154 @@ impl Kernel {
     /// ```
     pub fn interrupt_on_sigint(&self) {
         let shared = self.shared.clone();
-        self.runtime.spawn(async move {
+        self.io.spawn(async move {
             while tokio::signal::ctrl_c().await.is_ok() {
                 shared.interrupt();
             }
         });
     }
 
+    /// Captures file descriptors 1 and 2 for as long as the process lives: what C
+    /// code, `io.stdout:write` or a child process writes there reaches the latest
+    /// cell as `stdout` / `stderr`, and the kernel's own log goes to the original
+    /// stderr. For the kernel's binary: a test embedding the kernel keeps its output.
+    ///
+    /// # Errors
+    ///
+    /// [`KernelError::Io`] if a pipe, a `dup2` or a reader thread fails; nothing is
+    /// captured then.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let kernel = autoawait_kernel::Kernel::start(
+    /// #     autoawait_kernel::ConnectionInfo::from_file("k.json".as_ref())?)?;
+    /// kernel.capture_output()?;
+    /// std::process::Command::new("echo").arg("to the cell").status()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn capture_output(&self) -> Result<(), KernelError> {
+        if self.shared.capture.get().is_none() {
+            let capture = Capture::start(&self.output())?;
+            let _ = self.shared.capture.set(capture);
+        }
+        Ok(())
+    }
+
+    /// Ends the kernel when its parent goes, as ipykernel's parent poller does: when
+    /// the process named by `JPY_PARENT_PID` (Jupyter sets it) is gone, or the
+    /// parent process changes (it died and the kernel was re-parented, to pid 1 or
+    /// a subreaper). The kernel then shuts down as on a `shutdown_request`; if the
+    /// session has not finished within a few seconds, the process exits anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let kernel = autoawait_kernel::Kernel::start(
+    /// #     autoawait_kernel::ConnectionInfo::from_file("k.json".as_ref())?)?;
+    /// kernel.exit_with_parent();
+    /// # Ok::<(), autoawait_kernel::KernelError>(())
+    /// ```
+    pub fn exit_with_parent(&self) {
+        let control = Control {
+            shared: self.shared.clone(),
+            jobs: self.jobs_tx.clone(),
+            kernel_info: self.kernel_info.clone(),
+            subshells: self.subshells.clone(),
+        };
+        self.control
+            .spawn(async move { control.watch_parent().await });
+    }
+
     /// Serves shell requests with `session` on this thread until a shutdown request.
     ///
     /// Requests run one at a time, in order, each between `status: busy` and
-    /// `status: idle` on IOPub. Returns after [`Session::shutdown`] ran and the
+    /// `status: idle` on IOPub. If the session makes subshells
+    /// ([`Session::subshell`]), each subshell serves its own requests on a thread
+    /// of its own, concurrently. Returns after [`Session::shutdown`] ran and the
     /// reply was sent.
     ///
     /// # Errors
     ///
     /// None today: the signature leaves room for I/O failures.
-    pub fn serve<S: Session>(mut self, session: S) -> Result<(), KernelError> {
+    pub fn serve<S: Session + 'static>(mut self, session: S) -> Result<(), KernelError> {
         *lock(&self.kernel_info) = session.info();
-        let jobs = std::mem::replace(&mut self.jobs, std_mpsc::channel().1);
-        let mut exec = Exec {
-            session,
-            shared: self.shared.clone(),
-            shell_reply: self.shell_reply.clone(),
-            jobs,
-            pending: VecDeque::new(),
-            aborting: Vec::new(),
-            execution_count: 0,
-            history: History::default(),
+        let template = session.subshell();
+        let common = Arc::new(Common {
+            execution_count: AtomicU64::new(0),
+            history: Mutex::new(History::default()),
             info: lock(&self.kernel_info).clone(),
-        };
+            subshells: template.is_some(),
+        });
+        if let Some(template) = template {
+            self.subshells
+                .enable(self.spawner(template, common.clone()));
+        }
+        let jobs = self.jobs.take().expect("serve runs once");
+        let mut exec = Exec::new(
+            session,
+            None,
+            self.shared.clone(),
+            common,
+            self.shell_reply.clone(),
+            jobs,
+        );
         exec.run();
         self.finish();
         Ok(())
     }
 
+    /// Starts subshells with sessions made from `template`, sharing `common` (the
+    /// execution count and the history) with the main shell.
+    fn spawner<S: Session + 'static>(
+        &self,
+        template: S,
+        common: Arc<Common>,
+    ) -> crate::subshell::Spawn {
+        let template = Mutex::new(template);
+        let shared = self.shared.clone();
+        let replies = self.shell_reply.clone();
+        Box::new(move |id: &str| {
+            let session = lock(&template)
+                .subshell()
+                .ok_or_else(|| "the session cannot make another subshell".to_owned())?;
+            let (jobs_tx, jobs) = std_mpsc::channel();
+            let mut exec = Exec::new(
+                session,
+                Some(id.to_owned()),
+                shared.clone(),
+                common.clone(),
+                replies.clone(),
+                jobs,
+            );
+            let thread = std::thread::Builder::new()
+                .name("autoawait-subshell".into())
+                .spawn(move || exec.run())
+                .map_err(|e| format!("cannot spawn the subshell's thread: {e}"))?;
+            Ok(Shell {
+                jobs: jobs_tx,
+                thread,
+            })
+        })
+    }
+
     fn finish(&mut self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
-        self.stop.notify_one();
-        if let Some(t) = self.io_thread.take() {
+        self.shared.interrupt();
+        self.subshells.stop_all(Duration::from_secs(2));
+        let _ = self.stop.send(true);
+        // The I/O thread is the first: control and heartbeat go before it.
+        let mut threads = self.threads.drain(..);
+        let io = threads.next();
+        for t in threads {
             let _ = t.join();
+        }
+        let _ = self.io_stop.send(true);
+        if let Some(t) = io {
+            let _ = t.join();
+        }
+        if let Some(cells) = self.cells.take() {
+            cells.shutdown_timeout(Duration::from_secs(1));
         }
     }
 }
@@ -303,7 +485,13 @@ pub(crate) fn error_content(ename: &str, evalue: String) -> Value {
     json!({ "status": "error", "ename": ename, "evalue": evalue, "traceback": [] })
 }
 
-pub(crate) fn kernel_info_content(info: &KernelInfo) -> Value {
+/// The `kernel_info_reply`; `subshells`: advertise kernel subshells.
+pub(crate) fn kernel_info_content(info: &KernelInfo, subshells: bool) -> Value {
+    let features: &[&str] = if subshells {
+        &["kernel subshells"]
+    } else {
+        &[]
+    };
     json!({
         "status": "ok",
         "protocol_version": wire::PROTOCOL_VERSION,
@@ -322,7 +510,9 @@ pub(crate) fn kernel_info_content(info: &KernelInfo) -> Value {
         "help_links": info.help_links.iter()
             .map(|(text, url)| json!({ "text": text, "url": url }))
             .collect::<Vec<_>>(),
+        // 5.5 replaced `debugger` with `supported_features`; older front ends read it.
         "debugger": false,
+        "supported_features": features,
     })
 }
 

@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use autoawait_core::{CancelToken, CellId};
@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use zeromq::ZmqMessage;
 
+use crate::capture::Capture;
+use crate::outbox::{Outbox, Stream};
 use crate::wire::{self, Bytes, Message, Signer};
 use crate::{ErrorReport, MimeBundle};
 
@@ -34,13 +36,15 @@ impl Parent {
     }
 }
 
-/// The execute request that is running now.
+/// An execute request that is running now, on the main shell or a subshell.
 #[derive(Debug)]
 pub(crate) struct Running {
+    /// The subshell it runs on (`None`: the main shell).
+    pub(crate) shell: Option<String>,
     pub(crate) parent: Arc<Parent>,
     pub(crate) cancel: CancelToken,
     pub(crate) allow_stdin: bool,
-    /// Payloads for the execute reply (`page`).
+    /// Payloads for the execute reply (`page`, `ask_exit`).
     pub(crate) payload: Vec<serde_json::Value>,
 }
 
@@ -51,16 +55,24 @@ struct Routes {
     latest: Option<Arc<Parent>>,
 }
 
-/// State shared by the I/O thread, the execute thread and every [`KernelOutput`].
+/// A cell waiting in `input()`: the id of its `input_request`, where the answer goes.
+pub(crate) struct InputWaiter {
+    pub(crate) request: String,
+    pub(crate) answer: std_mpsc::Sender<String>,
+}
+
+/// State shared by the kernel's threads, every shell and every [`KernelOutput`].
 pub(crate) struct Shared {
     pub(crate) signer: Signer,
     pub(crate) session: String,
-    pub(crate) iopub: UnboundedSender<ZmqMessage>,
+    pub(crate) outbox: Outbox,
     pub(crate) stdin: UnboundedSender<ZmqMessage>,
     routes: Mutex<Routes>,
-    pub(crate) running: Mutex<Option<Running>>,
-    pub(crate) input_waiter: Mutex<Option<std_mpsc::Sender<String>>>,
+    pub(crate) running: Mutex<Vec<Running>>,
+    pub(crate) inputs: Mutex<Vec<InputWaiter>>,
     pub(crate) shutting_down: AtomicBool,
+    /// File descriptors 1 and 2, once [`Kernel::capture_output`](crate::Kernel::capture_output) ran.
+    pub(crate) capture: OnceLock<Capture>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,36 +82,40 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn new(
         signer: Signer,
-        iopub: UnboundedSender<ZmqMessage>,
+        iopub: UnboundedSender<Message>,
         stdin: UnboundedSender<ZmqMessage>,
     ) -> Self {
+        let session = wire::new_id();
         Shared {
             signer,
-            session: wire::new_id(),
-            iopub,
+            outbox: Outbox::new(session.clone(), iopub, Outbox::rate_from_env()),
+            session,
             stdin,
             routes: Mutex::default(),
-            running: Mutex::new(None),
-            input_waiter: Mutex::new(None),
+            running: Mutex::new(Vec::new()),
+            inputs: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
+            capture: OnceLock::new(),
         }
     }
 
-    /// Publishes `content` on IOPub with `parent` as parent header.
-    pub(crate) fn publish(&self, parent: Option<&Parent>, msg_type: &str, content: Value) {
-        let msg = Message {
-            identities: vec![Bytes::from(msg_type.to_owned())],
-            header: wire::header(&self.session, msg_type),
-            parent_header: parent.map_or_else(|| json!({}), |p| p.header.clone()),
-            metadata: json!({}),
-            content,
-            buffers: Vec::new(),
-        };
-        let _ = self.iopub.send(msg.encode(&self.signer));
+    /// Publishes `content` on IOPub with `parent` as parent header, after the
+    /// stream text of that parent.
+    pub(crate) fn publish(&self, parent: Option<&Arc<Parent>>, msg_type: &str, content: Value) {
+        self.outbox.publish(parent, msg_type, content);
     }
 
-    pub(crate) fn status(&self, parent: &Parent, state: &str) {
+    pub(crate) fn status(&self, parent: &Arc<Parent>, state: &str) {
         self.publish(Some(parent), "status", json!({ "execution_state": state }));
+    }
+
+    /// Everything a request produced is on its way: what the captured file
+    /// descriptors still hold, then its stream text and the rate-limit notice.
+    pub(crate) fn finish_output(&self, parent: &Arc<Parent>) {
+        if let Some(capture) = self.capture.get() {
+            capture.drain();
+        }
+        self.outbox.flush(parent, true);
     }
 
     /// Routes `cell` to `parent` from now on; `parent` becomes the latest cell.
@@ -116,20 +132,26 @@ impl Shared {
         routes.latest = Some(parent);
     }
 
-    fn parent_of(&self, cell: Option<CellId>) -> Option<Arc<Parent>> {
+    pub(crate) fn parent_of(&self, cell: Option<CellId>) -> Option<Arc<Parent>> {
         let routes = lock(&self.routes);
         cell.and_then(|c| routes.cells.get(&c).cloned())
             .or_else(|| routes.latest.clone())
     }
 
-    fn running_parent(&self) -> Option<Arc<Parent>> {
-        lock(&self.running).as_ref().map(|r| r.parent.clone())
+    /// The request `cell` belongs to, if it is running: the main shell's when
+    /// `cell` is `None` or unknown.
+    fn running_index(&self, running: &[Running], cell: Option<CellId>) -> Option<usize> {
+        let routed = cell.and_then(|c| lock(&self.routes).cells.get(&c).cloned());
+        match routed {
+            Some(parent) => running.iter().position(|r| Arc::ptr_eq(&r.parent, &parent)),
+            None => running.iter().position(|r| r.shell.is_none()),
+        }
     }
 
-    /// Cancels the running cell, if any (interrupt): its token stops it, awaits
-    /// and CPU-bound code alike, whatever the engine.
+    /// Cancels every running cell, on the main shell and every subshell
+    /// (interrupt): their tokens stop them, awaits and CPU-bound code alike.
     pub(crate) fn interrupt(&self) {
-        if let Some(r) = lock(&self.running).as_ref() {
+        for r in lock(&self.running).iter() {
             r.cancel.cancel();
         }
     }
@@ -217,52 +239,87 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 impl KernelOutput {
-    /// Text on standard output (`stream`, name `stdout`).
+    /// Text on standard output (`stream`, name `stdout`), batched with the cell's
+    /// other stream text (see the crate docs).
     pub fn stdout(&self, cell: Option<CellId>, text: &str) {
-        self.stream(cell, "stdout", text);
+        self.stream(cell, Stream::Stdout, text);
     }
 
     /// Text on standard error (`stream`, name `stderr`).
     pub fn stderr(&self, cell: Option<CellId>, text: &str) {
-        self.stream(cell, "stderr", text);
+        self.stream(cell, Stream::Stderr, text);
     }
 
-    fn stream(&self, cell: Option<CellId>, name: &str, text: &str) {
+    pub(crate) fn stream(&self, cell: Option<CellId>, stream: Stream, text: &str) {
         let parent = self.shared.parent_of(cell);
-        self.shared.publish(
-            parent.as_deref(),
-            "stream",
-            json!({ "name": name, "text": text }),
-        );
+        let parent = parent.unwrap_or_else(|| self.orphan());
+        self.shared.outbox.write(&parent, stream, text);
+    }
+
+    /// The parent of output that comes before any request: none.
+    fn orphan(&self) -> Arc<Parent> {
+        static ORPHAN: OnceLock<Arc<Parent>> = OnceLock::new();
+        ORPHAN
+            .get_or_init(|| {
+                Arc::new(Parent {
+                    header: json!({}),
+                    identities: Vec::new(),
+                })
+            })
+            .clone()
+    }
+
+    fn publish(&self, cell: Option<CellId>, msg_type: &str, content: Value) {
+        let parent = self.shared.parent_of(cell);
+        self.shared.publish(parent.as_ref(), msg_type, content);
     }
 
     /// A rich value (`display_data`).
     pub fn display(&self, cell: Option<CellId>, bundle: &MimeBundle) {
-        let parent = self.shared.parent_of(cell);
-        self.shared.publish(
-            parent.as_deref(),
+        self.publish(
+            cell,
             "display_data",
             json!({ "data": bundle.to_json(), "metadata": {}, "transient": {} }),
         );
     }
 
-    /// Shows `bundle` in the pager of the notebook (a `page` payload of the execute
-    /// reply, as IPython's `name?`). Only the running request has a reply to carry
-    /// it: outside one, the text goes to stdout instead, so that nothing is lost.
-    pub fn page(&self, bundle: &MimeBundle) {
+    /// Adds a payload to the reply of the request `cell` belongs to; `false` if that
+    /// request is not running.
+    fn push_payload(&self, cell: Option<CellId>, payload: Value) -> bool {
         let mut running = lock(&self.shared.running);
-        match running.as_mut() {
-            Some(running) => running.payload.push(json!({
-                "source": "page",
-                "data": bundle.to_json(),
-                "start": 0,
-            })),
-            None => {
-                drop(running);
-                let text = bundle.get("text/plain").unwrap_or_default();
-                self.stdout(None, &format!("{text}\n"));
+        match self.shared.running_index(&running, cell) {
+            Some(i) => {
+                running[i].payload.push(payload);
+                true
             }
+            None => false,
         }
+    }
+
+    /// Shows `bundle` in the pager of the notebook (a `page` payload of the execute
+    /// reply, as IPython's `name?`). Only a running request has a reply to carry
+    /// it: outside one, the text goes to stdout instead, so that nothing is lost.
+    pub fn page(&self, cell: Option<CellId>, bundle: &MimeBundle) {
+        let payload = json!({ "source": "page", "data": bundle.to_json(), "start": 0 });
+        if !self.push_payload(cell, payload) {
+            let text = bundle.get("text/plain").unwrap_or_default();
+            self.stdout(cell, &format!("{text}\n"));
+        }
+    }
+
+    /// Asks the front end to exit (an `ask_exit` payload on the reply of the
+    /// request `cell` belongs to, as IPython's `exit`): jupyter console quits and
+    /// shuts the kernel down. `false` if no request of that cell is running.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(ctx: &autoawait_kernel::ExecuteContext) {
+    /// ctx.output.ask_exit(Some(ctx.cell));
+    /// # }
+    /// ```
+    pub fn ask_exit(&self, cell: Option<CellId>) -> bool {
+        self.push_payload(cell, json!({ "source": "ask_exit", "keepkernel": false }))
     }
 
     /// A value under display id `display_id` (`display_data` with a transient
@@ -278,9 +335,8 @@ impl KernelOutput {
     }
 
     fn publish_display(&self, cell: Option<CellId>, kind: &str, bundle: &MimeBundle, id: &str) {
-        let parent = self.shared.parent_of(cell);
-        self.shared.publish(
-            parent.as_deref(),
+        self.publish(
+            cell,
             kind,
             json!({ "data": bundle.to_json(), "metadata": {}, "transient": { "display_id": id } }),
         );
@@ -289,9 +345,8 @@ impl KernelOutput {
     /// `Out[count]` for a cell (`execute_result`). A [`Session`](crate::Session) returns
     /// its cell's value from `execute` instead; this is for values shown later.
     pub fn execute_result(&self, cell: Option<CellId>, count: u64, bundle: &MimeBundle) {
-        let parent = self.shared.parent_of(cell);
-        self.shared.publish(
-            parent.as_deref(),
+        self.publish(
+            cell,
             "execute_result",
             json!({ "execution_count": count, "data": bundle.to_json(), "metadata": {} }),
         );
@@ -299,49 +354,77 @@ impl KernelOutput {
 
     /// Clears the cell's output (`clear_output`); with `wait`, when new output arrives.
     pub fn clear_output(&self, cell: Option<CellId>, wait: bool) {
-        let parent = self.shared.parent_of(cell);
-        self.shared
-            .publish(parent.as_deref(), "clear_output", json!({ "wait": wait }));
+        self.publish(cell, "clear_output", json!({ "wait": wait }));
     }
 
     /// An error shown under the cell (`error`), e.g. a background task that failed.
     /// A [`Session`](crate::Session) returns its cell's own error from `execute` instead.
     pub fn error(&self, cell: Option<CellId>, error: &ErrorReport) {
-        let parent = self.shared.parent_of(cell);
-        self.shared
-            .publish(parent.as_deref(), "error", error.to_json());
+        self.publish(cell, "error", error.to_json());
     }
 
-    /// Cell `cell` is the code of the request running now: route it there.
+    /// Cell `cell` is code of a request running now: route it there. `outer` is
+    /// the cell whose code started it (`autoawait_core::current_cell()`), if any;
+    /// without one, the main shell's request.
     ///
     /// Needed only if the engine runs the request under an id of its own rather than
-    /// [`ExecuteContext::cell`](crate::ExecuteContext::cell). Ignored outside of execute.
-    pub fn cell_started(&self, cell: CellId) {
-        if let Some(parent) = self.shared.running_parent() {
+    /// [`ExecuteContext::cell`](crate::ExecuteContext::cell), or runs nested cells.
+    /// Ignored when no request runs.
+    pub fn cell_started(&self, cell: CellId, outer: Option<CellId>) {
+        if lock(&self.shared.routes).cells.contains_key(&cell) {
+            return; // The kernel routed it already: the request's own cell.
+        }
+        let parent = {
+            let running = lock(&self.shared.running);
+            self.shared
+                .running_index(&running, outer)
+                .map(|i| running[i].parent.clone())
+        };
+        if let Some(parent) = parent {
             self.shared.route(cell, parent);
         }
     }
 
-    /// Asks the front end for a line of input (`input_request` on stdin) and waits for it.
+    /// Asks the front end for a line of input (`input_request` on stdin, with the
+    /// request `cell` belongs to as parent) and waits for it.
     ///
     /// Blocks the calling thread until the answer arrives, the cell is interrupted or
-    /// the kernel shuts down.
+    /// the kernel shuts down. Kernel I/O runs on threads of its own, so any thread
+    /// may wait here, including one that drives a runner's loop.
     ///
     /// # Errors
     ///
-    /// [`InputError::NotAllowed`] when no cell runs or its request has
+    /// [`InputError::NotAllowed`] when the request of `cell` is not running or has
     /// `allow_stdin: false`; [`InputError::Interrupted`] on interrupt;
     /// [`InputError::Closed`] on shutdown.
-    pub fn input(&self, prompt: &str, password: bool) -> Result<String, InputError> {
-        let (parent, cancel) = match lock(&self.shared.running).as_ref() {
-            Some(r) if r.allow_stdin => (r.parent.clone(), r.cancel.clone()),
-            _ => return Err(InputError::NotAllowed),
+    pub fn input(
+        &self,
+        cell: Option<CellId>,
+        prompt: &str,
+        password: bool,
+    ) -> Result<String, InputError> {
+        let (parent, cancel) = {
+            let running = lock(&self.shared.running);
+            match self.shared.running_index(&running, cell) {
+                Some(i) if running[i].allow_stdin => {
+                    (running[i].parent.clone(), running[i].cancel.clone())
+                }
+                _ => return Err(InputError::NotAllowed),
+            }
         };
+        // The prompt comes after what the cell printed before it.
+        self.shared.finish_output(&parent);
         let (tx, rx) = std_mpsc::channel();
-        *lock(&self.shared.input_waiter) = Some(tx);
+        let header = wire::header(&self.shared.session, "input_request");
+        let request = header["msg_id"].as_str().unwrap_or_default().to_owned();
+        lock(&self.shared.inputs).push(InputWaiter {
+            request: request.clone(),
+            answer: tx,
+        });
+        let forget = || lock(&self.shared.inputs).retain(|w| w.request != request);
         let msg = Message {
             identities: parent.identities.clone(),
-            header: wire::header(&self.shared.session, "input_request"),
+            header,
             parent_header: parent.header.clone(),
             metadata: json!({}),
             content: json!({ "prompt": prompt, "password": password }),
@@ -353,6 +436,7 @@ impl KernelOutput {
             .send(msg.encode(&self.shared.signer))
             .is_err()
         {
+            forget();
             return Err(InputError::Closed);
         }
         loop {
@@ -361,10 +445,11 @@ impl KernelOutput {
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => return Err(InputError::Closed),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
                     if cancel.is_cancelled() {
-                        lock(&self.shared.input_waiter).take();
+                        forget();
                         return Err(InputError::Interrupted);
                     }
                     if self.shared.shutting_down.load(Ordering::SeqCst) {
+                        forget();
                         return Err(InputError::Closed);
                     }
                 }

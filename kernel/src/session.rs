@@ -8,7 +8,8 @@ use crate::KernelOutput;
 ///
 /// The kernel calls every method on one thread (the thread that called
 /// [`Kernel::serve`](crate::Kernel::serve)), one request at a time, in the order the
-/// shell channel delivered them. Output goes through the [`KernelOutput`] handed to
+/// shell channel delivered them; a subshell's session (see
+/// [`subshell`](Self::subshell)) is called likewise on its subshell's thread. Output goes through the [`KernelOutput`] handed to
 /// the engine (usable from any thread, also after a cell finished); the value and the
 /// error of the cell itself are returned from [`execute`](Self::execute).
 ///
@@ -76,6 +77,22 @@ pub trait Session: Send {
             "NotImplementedError",
             "this kernel does not evaluate user_expressions",
         ))
+    }
+
+    /// A session for a new kernel subshell (JEP 91), sharing this session's state,
+    /// whose [`execute`](Self::execute) may run on another thread at the same time
+    /// as this one's; `None` (the default) if the engine cannot run cells
+    /// concurrently, and then the kernel does not advertise subshells.
+    ///
+    /// The kernel calls it once when it starts serving, and then on the result of
+    /// that call (never on the main session) each time a front end creates a
+    /// subshell, from the control thread while cells run: it must return at once,
+    /// without waiting for a running cell.
+    fn subshell(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
     }
 
     /// The kernel shuts down (or restarts, if `restart`): shut runners down cleanly.

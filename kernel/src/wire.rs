@@ -19,7 +19,7 @@ pub(crate) use bytes::Bytes;
 const DELIMITER: &[u8] = b"<IDS|MSG>";
 
 /// The protocol version stamped on every header we send.
-pub(crate) const PROTOCOL_VERSION: &str = "5.3";
+pub(crate) const PROTOCOL_VERSION: &str = "5.5";
 
 /// Signs and verifies messages with the connection file's key.
 #[derive(Clone)]
@@ -41,6 +41,11 @@ impl Signer {
         let mac = (!key.is_empty())
             .then(|| Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"));
         Signer { mac }
+    }
+
+    /// Whether messages are signed (the connection file has a key).
+    pub(crate) fn is_signing(&self) -> bool {
+        self.mac.is_some()
     }
 
     fn sign(&self, parts: [&[u8]; 4]) -> String {

@@ -66,7 +66,10 @@ impl Session for ToyLua {
         let cell = Some(ctx.cell);
         if let Some(name) = code.strip_suffix('?') {
             let help = self.inspect(name, name.len(), 0);
-            out.page(&help.unwrap_or_else(|| MimeBundle::text(format!("{name}: unknown"))));
+            out.page(
+                cell,
+                &help.unwrap_or_else(|| MimeBundle::text(format!("{name}: unknown"))),
+            );
         } else if let Some(s) = string_arg(code, "print") {
             out.stdout(cell, &format!("{s}\n"));
         } else if let Some(s) = string_arg(code, "eprint") {
@@ -201,7 +204,7 @@ fn the_official_jupyter_kernel_test_suite_passes() {
 
     let mut python = Command::new(venv.join("bin/python"));
     python
-        .args(["-m", "unittest", "-v", "test_kernel"])
+        .args(["-m", "unittest", "-v", "test_kernel.AutoawaitKernelTests"])
         .current_dir(python_dir())
         .env("AUTOAWAIT_CONNECTION_FILE", &file)
         .env("PYTHONDONTWRITEBYTECODE", "1");

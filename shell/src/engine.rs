@@ -39,8 +39,9 @@ impl CellOutcome {
     }
 }
 
-/// The cell the engine runs now: what the instruction hook watches, so that an
-/// interrupt or a timeout stops its Lua code too, not only its awaits.
+/// A cell the engine runs now (one per shell: a kernel's subshells run cells at the
+/// same time): what the instruction hook watches, so that an interrupt or a timeout
+/// stops its Lua code too, not only its awaits.
 struct Running {
     id: CellId,
     cancel: Option<CancelToken>,
@@ -96,7 +97,7 @@ pub(crate) struct Shared {
     count: AtomicU64,
     /// The id of the last cell started: where output of no cell goes.
     last: AtomicU64,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Vec<Running>>,
     /// Make a cancel token per cell (set once an [`Interrupter`] exists).
     interruptible: AtomicBool,
     /// The `timeout(s, x)` scopes being awaited, and whether there are any (the
@@ -112,7 +113,7 @@ impl Shared {
         self.selector.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+    fn running(&self) -> MutexGuard<'_, Vec<Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -161,9 +162,10 @@ impl Shared {
     }
 
     /// The cell output belongs to: the one being polled, else the one the engine
-    /// runs, else the last one (a plugin's reactor thread calling back into Lua).
+    /// started last of those it runs, else the last one (a plugin's reactor thread
+    /// calling back into Lua).
     pub(crate) fn output_cell(&self) -> CellId {
-        current_cell().unwrap_or_else(|| match &*self.running() {
+        current_cell().unwrap_or_else(|| match self.running().last() {
             Some(running) => running.id,
             None => CellId::new(self.last.load(Ordering::Relaxed)),
         })
@@ -182,13 +184,13 @@ impl Shared {
     /// What the instruction hook says about the Lua code running now: stop it if
     /// it belongs to the running cell and that cell was cancelled or timed out.
     fn check_running(&self) -> Result<(), RunError> {
-        let running = self.running();
-        let Some(running) = running.as_ref() else {
+        let Some(cell) = current_cell() else {
             return Ok(());
         };
-        if current_cell() != Some(running.id) {
+        let running = self.running();
+        let Some(running) = running.iter().find(|r| r.id == cell) else {
             return Ok(());
-        }
+        };
         if running
             .cancel
             .as_ref()
@@ -238,18 +240,14 @@ impl<F: Future> Future for SyncMode<F> {
 pub struct Interrupter(Arc<Shared>);
 
 impl Interrupter {
-    /// Cancels the cell that is running now, if any; `false` if none was. The next
-    /// cell is not affected.
+    /// Cancels the cells that are running now (every shell's), if any; `false` if
+    /// none was. The next cell is not affected.
     pub fn interrupt(&self) -> bool {
-        match &*self.0.running() {
-            Some(running) => {
-                if let Some(token) = &running.cancel {
-                    token.cancel();
-                }
-                true
-            }
-            None => false,
+        let running = self.0.running();
+        for token in running.iter().filter_map(|r| r.cancel.as_ref()) {
+            token.cancel();
         }
+        !running.is_empty()
     }
 }
 
@@ -311,7 +309,7 @@ impl Engine {
             selector: Mutex::new(Selector::new(Registry::global())),
             count: AtomicU64::new(0),
             last: AtomicU64::new(0),
-            running: Mutex::new(None),
+            running: Mutex::new(Vec::new()),
             interruptible: AtomicBool::new(false),
             timeouts: Mutex::new(Vec::new()),
             any_timeouts: AtomicBool::new(false),
@@ -342,6 +340,36 @@ impl Engine {
             shared,
             pristine,
         })
+    }
+
+    /// Another engine on the same Lua state, globals, runner and output: a kernel
+    /// subshell runs its cells with it, on its own thread, while this engine runs
+    /// cells too. Cheap, and it never waits for a running cell.
+    ///
+    /// Both engines share one Lua state, which runs Lua code for one thread at a
+    /// time: a cell of either runs whenever the state is free, i.e. while the
+    /// other's cell awaits (a sleep, a download, a task), between its cells, or once
+    /// it ends. A cell that computes without awaiting, or that waits in `input()`,
+    /// holds the state until it awaits or ends; an interrupt stops both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use autoawait_shell::{Engine, VecSink};
+    ///
+    /// let mut engine = Engine::new(Arc::new(VecSink::default())).unwrap();
+    /// engine.run_cell("shared_x = 41");
+    /// let mut other = engine.subshell();
+    /// let t = std::thread::spawn(move || other.run_cell("return shared_x + 1"));
+    /// assert_eq!(t.join().unwrap().value.unwrap().plain, "42");
+    /// ```
+    pub fn subshell(&self) -> Engine {
+        Engine {
+            lua: self.lua.clone(),
+            shared: self.shared.clone(),
+            pristine: self.pristine.clone(),
+        }
     }
 
     /// The Lua state, to add globals of your own.
@@ -463,7 +491,7 @@ impl Engine {
         if opts.cancel.is_none() && self.shared.interruptible.load(Ordering::Relaxed) {
             opts.cancel = Some(CancelToken::new());
         }
-        *self.shared.running() = Some(Running {
+        self.shared.running().push(Running {
             id,
             cancel: opts.cancel.clone(),
             deadline: opts.timeout.map(|after| (Instant::now() + after, after)),
@@ -486,7 +514,7 @@ impl Engine {
             }
         }
         self.shared.sink.cell_finished(id);
-        *self.shared.running() = None;
+        self.shared.running().retain(|r| r.id != id);
         match result {
             Ok(value) => CellOutcome {
                 count,

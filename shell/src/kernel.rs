@@ -51,8 +51,8 @@ impl Sink for KernelSink {
     }
 
     fn cell_started(&self, cell: CellId) {
-        // A nested cell (`run_cell`) is output of the request running now.
-        self.0.cell_started(cell);
+        // A nested cell (`run_cell`) is output of the request of the cell it runs in.
+        self.0.cell_started(cell, current_cell());
     }
 }
 
@@ -76,8 +76,9 @@ impl LuaSession {
     pub fn new(kernel: &Kernel, runner: Option<&str>) -> Result<Self, ErrorInfo> {
         let out = kernel.output();
         let engine = Engine::new(Arc::new(KernelSink(out.clone())))?;
-        // `%autoawait tokio-host`: cells run on the kernel's own loop (ipykernel's way).
-        autoawait_runners::tokio_runner::attach(kernel.runtime_handle());
+        // `%autoawait tokio-host`: cells run on a tokio runtime the kernel owns, polled
+        // by the thread that runs them; it is not the runtime serving the sockets.
+        autoawait_runners::tokio_runner::attach(kernel.cell_runtime());
         if let Some(name) = runner {
             engine
                 .selector()
@@ -85,6 +86,12 @@ impl LuaSession {
                 .map_err(|e| ErrorInfo::from(&e))?;
         }
         install_kernel_builtins(&engine, out)?;
+        // fd 1 is a pipe in a kernel: unbuffered, `io.write` reaches the cell at once.
+        engine
+            .lua()
+            .load("io.stdout:setvbuf('no')")
+            .exec()
+            .map_err(|e| ErrorInfo::new(ErrorKind::LuaError, e.to_string()))?;
         Ok(LuaSession { engine })
     }
 }
@@ -109,7 +116,8 @@ pub fn kernel_info() -> KernelInfo {
     }
 }
 
-/// `clear_output([wait])` and `input([prompt])`: what only a notebook offers.
+/// `clear_output([wait])`, `input([prompt])` and `exit()` / `quit()`: what only a
+/// notebook offers.
 fn install_kernel_builtins(engine: &Engine, out: KernelOutput) -> Result<(), ErrorInfo> {
     let lua = engine.lua();
     let failed = |e: mlua::Error| ErrorInfo::new(ErrorKind::LuaError, e.to_string());
@@ -121,13 +129,30 @@ fn install_kernel_builtins(engine: &Engine, out: KernelOutput) -> Result<(), Err
         })
         .map_err(failed)?;
     engine.set_builtin("clear_output", clear_output)?;
+    let o = out.clone();
     let input = lua
         .create_function(move |_, prompt: Option<String>| {
-            out.input(prompt.as_deref().unwrap_or(""), false)
+            o.input(current_cell(), prompt.as_deref().unwrap_or(""), false)
                 .map_err(mlua::Error::external)
         })
         .map_err(failed)?;
-    engine.set_builtin("input", input)
+    engine.set_builtin("input", input)?;
+    for name in ["exit", "quit"] {
+        let o = out.clone();
+        let ask = lua
+            .create_function(move |_, ()| {
+                o.ask_exit(current_cell());
+                Ok(())
+            })
+            .map_err(failed)?;
+        engine.set_builtin(name, ask)?;
+    }
+    Ok(())
+}
+
+/// `exit` or `quit` alone (IPython's autocall), with or without `()`.
+fn is_exit(code: &str) -> bool {
+    matches!(code.trim(), "exit" | "quit" | "exit()" | "quit()")
 }
 
 /// `name?` or `?name` (IPython's help in the pager): the name.
@@ -147,10 +172,14 @@ impl Session for LuaSession {
     }
 
     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
+        if is_exit(code) {
+            ctx.output.ask_exit(Some(ctx.cell));
+            return Ok(None);
+        }
         if let Some(name) = help_query(code) {
             return match self.inspect(name, name.len(), 0) {
                 Some(help) => {
-                    ctx.output.page(&help);
+                    ctx.output.page(Some(ctx.cell), &help);
                     Ok(None)
                 }
                 None => Err(ErrorReport::new(
@@ -221,6 +250,14 @@ impl Session for LuaSession {
                 .map_or_else(|| MimeBundle::text("nil"), bundle)),
             Err(err) => Err(report(&err)),
         }
+    }
+
+    /// A session on the same engine (see [`Engine::subshell`]): a subshell cell runs
+    /// while the main cell awaits.
+    fn subshell(&self) -> Option<Self> {
+        Some(LuaSession {
+            engine: self.engine.subshell(),
+        })
     }
 
     fn shutdown(&mut self, _restart: bool) {

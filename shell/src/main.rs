@@ -118,6 +118,18 @@ fn cli() -> Command {
                         .help("the connection file Jupyter wrote"),
                 )
                 .arg(runner)
+                .arg(
+                    Arg::new("extra")
+                        .value_name("ARGS")
+                        .num_args(0..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true)
+                        .hide(true)
+                        .help(
+                            "arguments a front end adds (`jupyter run` passes its files); ignored",
+                        ),
+                )
+                .args_conflicts_with_subcommands(true)
                 .subcommand(
                     Command::new("install")
                         .about("install the kernelspec (kernel.json and logos) for Jupyter")
@@ -168,9 +180,20 @@ fn kernel_command(matches: &ArgMatches, sub: &ArgMatches) -> anyhow::Result<bool
     let runner = sub
         .get_one::<String>("runner")
         .or(matches.get_one::<String>("runner"));
+    if let Some(extra) = sub.get_many::<String>("extra") {
+        let extra: Vec<&str> = extra.map(String::as_str).collect();
+        eprintln!(
+            "autoawait kernel: ignoring the extra arguments {extra:?} (a front end such as \
+             `jupyter run` sends the code itself)"
+        );
+    }
     let kernel = Kernel::start(ConnectionInfo::from_file(file.as_ref())?)?;
     // The kernel owns SIGINT: it interrupts the running cell.
     kernel.interrupt_on_sigint();
+    // It dies with the process that started it (Jupyter's JPY_PARENT_PID).
+    kernel.exit_with_parent();
+    // What C code, `io.write` and child processes print reaches the cell.
+    kernel.capture_output()?;
     let session = autoawait_shell::kernel::LuaSession::new(&kernel, runner.map(String::as_str))
         .map_err(|e| anyhow!("{e}"))?;
     kernel.serve(session)?;

@@ -1,6 +1,8 @@
 //! `autoawait kernel` driven by real Jupyter clients: the official jupyter_kernel_test
-//! suite, jupyter_client (bad HMAC, interrupt, background output routing) and nbclient,
-//! against the kernelspec installed into a venv under the target dir.
+//! suite (with its iopub_welcome test), jupyter_client (bad HMAC, interrupt, background
+//! output routing, tokio-host interrupts and input, fd capture, subshells, exit),
+//! nbclient, `jupyter run` and Jupyter Kernel Gateway (REST and websocket, on
+//! 127.0.0.1), against the kernelspec installed into a venv under the target dir.
 //!
 //! Needs python3 (the venv is provisioned by kernel/python/provision.sh). Without
 //! it the test fails loudly; `AUTOAWAIT_SKIP_PYTHON_TESTS=1` skips it on purpose.
@@ -50,7 +52,14 @@ fn jupyter_clients_drive_the_kernel() {
 
     let mut python = Command::new(venv.join("bin/python"));
     python
-        .args(["-m", "unittest", "-v", "test_kernel", "test_client"])
+        .args([
+            "-m",
+            "unittest",
+            "-v",
+            "test_kernel",
+            "test_client",
+            "test_gateway",
+        ])
         .current_dir(python_dir())
         // The venv's kernelspec wins over one installed in the user's data dir.
         .env("JUPYTER_PATH", venv.join("share/jupyter"))

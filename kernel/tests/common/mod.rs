@@ -37,7 +37,7 @@ pub struct Log {
 
 /// An echo-like session with a few commands (first word of the cell):
 /// `print T`, `eprint T`, `value T`, `fail T`, `slowfail T`, `sleep`, `spawn T`,
-/// `release`, `detached T`, `input P`, `clear`, `html T`.
+/// `release`, `detached T`, `input P`, `clear`, `html T`, `printmany N`, `mixed`, `spin`, `panic`.
 pub struct Fake {
     pub log: Arc<Log>,
     gate: Option<(std_mpsc::Sender<()>, std_mpsc::Receiver<()>)>,
@@ -111,8 +111,29 @@ impl Session for Fake {
                     let _ = done.recv_timeout(Duration::from_secs(10));
                 }
             }
+            "printmany" => {
+                let n: usize = arg.parse().unwrap_or(0);
+                for i in 1..=n {
+                    out.stdout(Some(ctx.cell), &format!("{i}\n"));
+                }
+            }
+            "mixed" => {
+                out.stdout(Some(ctx.cell), "before\n");
+                out.display(Some(ctx.cell), &MimeBundle::text("shown"));
+                out.stderr(Some(ctx.cell), "warn\n");
+                out.stdout(Some(ctx.cell), "after\n");
+            }
+            "panic" => panic!("the fake session panics on purpose"),
+            "spin" => {
+                // CPU-bound until interrupted, as a Lua loop is.
+                while !ctx.cancel.is_cancelled() {
+                    std::hint::spin_loop();
+                }
+                self.log.interrupts.fetch_add(1, Ordering::SeqCst);
+                return Err(ErrorReport::new("Cancelled", "the cell was cancelled"));
+            }
             "detached" => out.stdout(Some(detached_cell()), &format!("{arg}\n")),
-            "input" => match out.input(arg, false) {
+            "input" => match out.input(Some(ctx.cell), arg, false) {
                 Ok(v) => out.stdout(Some(ctx.cell), &format!("got {v}\n")),
                 Err(e) => return Err(ErrorReport::new("InputError", e.to_string())),
             },
@@ -161,6 +182,10 @@ impl Session for Fake {
         }
     }
 
+    fn subshell(&self) -> Option<Self> {
+        Some(Fake::new(self.log.clone()))
+    }
+
     fn shutdown(&mut self, _restart: bool) {
         self.log.shutdown.store(true, Ordering::SeqCst);
     }
@@ -188,7 +213,7 @@ pub fn start_kernel(key: &str) -> Running {
     };
     let kernel = Kernel::start(info).expect("kernel starts");
     let info = kernel.connection_info().clone();
-    let runtime = kernel.runtime_handle();
+    let runtime = kernel.cell_runtime();
     let log = Arc::new(Log::default());
     let session = Fake::new(log.clone());
     let serve = std::thread::Builder::new()
@@ -342,11 +367,106 @@ impl Client {
         (id, frames)
     }
 
+    pub async fn send_raw_control(&mut self, frames: Vec<Bytes>) {
+        self.control
+            .send(ZmqMessage::try_from(frames).unwrap())
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw_stdin(&mut self, frames: Vec<Bytes>) {
+        self.stdin
+            .send(ZmqMessage::try_from(frames).unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// Drops every IOPub message already received.
+    pub async fn drain_iopub(&mut self) {
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(5), self.iopub.recv()).await
+        {}
+    }
+
     pub async fn send_raw_shell(&mut self, frames: Vec<Bytes>) {
         self.shell
             .send(ZmqMessage::try_from(frames).unwrap())
             .await
             .unwrap();
+    }
+
+    /// A shell request whose header also has `extra`'s fields (`subshell_id`).
+    pub async fn send_shell_with(
+        &mut self,
+        msg_type: &str,
+        content: Value,
+        extra: Value,
+    ) -> String {
+        self.counter += 1;
+        let id = format!("{}-{}", msg_type, self.counter);
+        let mut header = json!({
+            "msg_id": id, "session": self.session, "username": "test",
+            "date": "2026-11-22T04:00:00.000000Z", "msg_type": msg_type, "version": "5.5",
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            header[k] = v.clone();
+        }
+        let frames = self.signed(&header, &json!({}), &content);
+        self.send_raw_shell(frames).await;
+        id
+    }
+
+    /// The signed frames of a message with these parts.
+    pub fn signed(&self, header: &Value, metadata: &Value, content: &Value) -> Vec<Bytes> {
+        let (h, p, m, c) = (
+            header.to_string(),
+            "{}".to_string(),
+            metadata.to_string(),
+            content.to_string(),
+        );
+        let sig = sign(
+            &self.key,
+            &[h.as_bytes(), p.as_bytes(), m.as_bytes(), c.as_bytes()],
+        );
+        vec![
+            Bytes::from_static(b"<IDS|MSG>"),
+            Bytes::from(sig),
+            Bytes::from(h),
+            Bytes::from(p),
+            Bytes::from(m),
+            Bytes::from(c),
+        ]
+    }
+
+    /// An execute request on subshell `subshell`.
+    pub async fn execute_in(&mut self, subshell: &str, code: &str) -> String {
+        self.send_shell_with(
+            "execute_request",
+            json!({ "code": code, "silent": false, "store_history": true,
+                    "user_expressions": {}, "allow_stdin": true, "stop_on_error": true }),
+            json!({ "subshell_id": subshell }),
+        )
+        .await
+    }
+
+    /// Shell replies up to the one to `id`.
+    pub async fn reply_to(&mut self, id: &str) -> Msg {
+        loop {
+            let m = self.recv_shell().await;
+            if m.parent_id() == id {
+                return m;
+            }
+        }
+    }
+
+    /// Control replies up to the one to `id`.
+    pub async fn control_reply_to(&mut self, id: &str) -> Msg {
+        loop {
+            let m = self.recv_control().await;
+            if m.parent_id() == id {
+                return m;
+            }
+        }
     }
 
     pub async fn send_shell(&mut self, msg_type: &str, content: Value) -> String {
@@ -388,7 +508,7 @@ impl Client {
         );
         let j = |i: usize| serde_json::from_slice::<Value>(&frames[d + i]).unwrap();
         let header = j(2);
-        assert_eq!(header["version"], "5.3");
+        assert_eq!(header["version"], "5.5");
         Msg {
             header,
             parent: j(3),
