@@ -17,12 +17,9 @@ use autoawait_kernel::{
     Completeness, Completions, ErrorReport, ExecuteContext, ExecuteOutcome, Kernel, KernelInfo,
     KernelOutput, MimeBundle, Session,
 };
-use mlua::{Lua, Table, Value};
 
-use crate::{
-    Completeness as LuaCompleteness, Engine, ErrorInfo, ErrorKind, Output, Rich, Sink, BUILTINS,
-    MAGICS,
-};
+use crate::assist;
+use crate::{Completeness as LuaCompleteness, Engine, ErrorInfo, ErrorKind, Output, Rich, Sink};
 
 /// The engine's outputs, sent through the kernel as they come: a cell's own value
 /// and error come back from [`Engine::run_cell_as`] instead, for the reply.
@@ -150,33 +147,17 @@ fn install_kernel_builtins(engine: &Engine, out: KernelOutput) -> Result<(), Err
     Ok(())
 }
 
-/// `exit` or `quit` alone (IPython's autocall), with or without `()`.
-fn is_exit(code: &str) -> bool {
-    matches!(code.trim(), "exit" | "quit" | "exit()" | "quit()")
-}
-
-/// `name?` or `?name` (IPython's help in the pager): the name.
-fn help_query(code: &str) -> Option<&str> {
-    let code = code.trim();
-    let name = code
-        .strip_suffix('?')
-        .or_else(|| code.strip_prefix('?'))?
-        .trim();
-    let is_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '%');
-    (!name.is_empty() && name.chars().all(is_name)).then_some(name)
-}
-
 impl Session for LuaSession {
     fn info(&self) -> KernelInfo {
         kernel_info()
     }
 
     fn execute(&mut self, code: &str, ctx: &ExecuteContext) -> ExecuteOutcome {
-        if is_exit(code) {
+        if assist::is_exit(code) {
             ctx.output.ask_exit(Some(ctx.cell));
             return Ok(None);
         }
-        if let Some(name) = help_query(code) {
+        if let Some(name) = assist::help_query(code) {
             return match self.inspect(name, name.len(), 0) {
                 Some(help) => {
                     ctx.output.page(Some(ctx.cell), &help);
@@ -209,38 +190,17 @@ impl Session for LuaSession {
     }
 
     fn complete(&mut self, code: &str, cursor: usize) -> Completions {
-        complete(self.engine.lua(), code, cursor)
+        let (cursor_start, matches) = assist::complete(self.engine.lua(), code, cursor);
+        Completions {
+            matches,
+            cursor_start,
+            cursor_end: cursor,
+        }
     }
 
     fn inspect(&mut self, code: &str, cursor: usize, _detail_level: u8) -> Option<MimeBundle> {
-        let (start, end) = word_at(code, cursor);
-        let name = &code[start..end];
-        if let Some((_, usage, help)) = BUILTINS.iter().find(|(n, _, _)| *n == name) {
-            return Some(MimeBundle::text(format!("{usage}\n  {help}")));
-        }
-        if let Some(m) = MAGICS
-            .iter()
-            .find(|m| name.strip_prefix('%') == Some(m.name))
-        {
-            return Some(MimeBundle::text(format!("{}\n  {}", m.usage, m.help)));
-        }
-        let value = resolve(self.engine.lua(), name)?;
-        let text = match &value {
-            Value::Function(f) => {
-                let info = f.info();
-                match info.what {
-                    "C" => format!("{name}: a built-in function"),
-                    _ => format!(
-                        "{name}: a Lua function defined at {}:{}",
-                        info.short_src.as_deref().unwrap_or("?"),
-                        info.line_defined.unwrap_or(0)
-                    ),
-                }
-            }
-            Value::Nil => return None,
-            other => format!("{name}: {}", other.type_name()),
-        };
-        Some(MimeBundle::text(text))
+        let (start, end) = assist::word_at(code, cursor);
+        assist::help(self.engine.lua(), &code[start..end]).map(MimeBundle::text)
     }
 
     fn evaluate(&mut self, expression: &str) -> Result<MimeBundle, ErrorReport> {
@@ -278,78 +238,4 @@ fn report(err: &ErrorInfo) -> ErrorReport {
     let mut lines = vec![format!("{}: {}", err.kind, err.message)];
     lines.extend(err.traceback.iter().cloned());
     ErrorReport::new(err.kind.as_str(), err.message.clone()).traceback(lines)
-}
-
-/// The dotted name around byte `cursor` (`string.up|` gives `string.up`).
-fn word_at(code: &str, cursor: usize) -> (usize, usize) {
-    let is_name = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '%');
-    let start = code[..cursor]
-        .rfind(|c: char| !is_name(c))
-        .map_or(0, |i| i + 1);
-    let end = code[cursor..]
-        .find(|c: char| !is_name(c))
-        .map_or(code.len(), |i| cursor + i);
-    (start, end)
-}
-
-/// The value of a dotted global name (`string.upper`), if it exists.
-fn resolve(lua: &Lua, path: &str) -> Option<Value> {
-    let mut value = Value::Table(lua.globals());
-    for part in path.split(['.', ':']) {
-        let Value::Table(t) = value else { return None };
-        value = t.get::<Value>(part).ok()?;
-    }
-    Some(value)
-}
-
-/// Completions of globals, fields (`string.up`), methods (`s:up` via the string
-/// metatable is not attempted) and magics (`%auto`).
-fn complete(lua: &Lua, code: &str, cursor: usize) -> Completions {
-    let (start, _) = word_at(code, cursor);
-    let word = &code[start..cursor];
-    let mut matches = Vec::new();
-    if let Some(magic) = word.strip_prefix('%') {
-        let magic = magic.trim_start_matches('%');
-        matches = MAGICS
-            .iter()
-            .filter(|m| m.name.starts_with(magic))
-            .map(|m| format!("%{}", m.name))
-            .collect();
-    } else {
-        let (base, sep, prefix) = match word.rfind(['.', ':']) {
-            Some(i) => (&word[..i], &word[i..=i], &word[i + 1..]),
-            None => ("", "", word),
-        };
-        let table = if base.is_empty() {
-            Some(lua.globals())
-        } else {
-            match resolve(lua, base) {
-                Some(Value::Table(t)) => Some(t),
-                _ => None,
-            }
-        };
-        if let Some(t) = table {
-            collect_keys(&t, prefix, &mut |key| {
-                matches.push(format!("{base}{sep}{key}"))
-            });
-        }
-        matches.sort();
-        matches.dedup();
-    }
-    Completions {
-        matches,
-        cursor_start: start,
-        cursor_end: cursor,
-    }
-}
-
-fn collect_keys(t: &Table, prefix: &str, push: &mut dyn FnMut(String)) {
-    for (k, _) in t.clone().pairs::<Value, Value>().flatten() {
-        if let Value::String(s) = k {
-            let key = s.to_string_lossy();
-            if key.starts_with(prefix) && !key.starts_with("__") {
-                push(key.to_string());
-            }
-        }
-    }
 }

@@ -27,12 +27,14 @@
 // Link every built-in runner (an unreferenced crate's `inventory::submit!` vanishes).
 use autoawait_runners as _;
 
+mod assist;
 pub mod bench;
 mod builtins;
 mod cells;
 pub mod check;
 mod engine;
 mod errors;
+mod highlight;
 pub mod kernel;
 mod magics;
 mod output;

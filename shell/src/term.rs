@@ -14,7 +14,7 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Editor, ExternalPrinter, Helper};
 
 use crate::{Completeness, Engine, ErrorInfo, ErrorKind, Output, Sink};
@@ -250,30 +250,75 @@ pub fn run_file(path: &Path, runner: Option<&str>, keep_going: bool) -> anyhow::
     Ok(ok)
 }
 
-/// Line editing for cells: Enter runs the cell once Lua can parse it.
-struct CellHelper;
-
-impl Validator for CellHelper {
-    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        Ok(match crate::completeness(ctx.input()) {
-            Completeness::Incomplete => ValidationResult::Incomplete,
-            // Run an invalid cell too: its syntax error is the answer.
-            Completeness::Complete | Completeness::Invalid => ValidationResult::Valid(None),
-        })
-    }
+/// Line editing for cells: completion from the engine's Lua state (the kernel's
+/// completer), Lua syntax colours and bracket matching on a terminal that takes
+/// them (rustyline turns colour off on a dumb terminal or a pipe).
+struct CellHelper {
+    lua: mlua::Lua,
 }
 
 impl Completer for CellHelper {
     type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(crate::assist::complete(&self.lua, line, pos))
+    }
 }
+
 impl Hinter for CellHelper {
     type Hint = String;
 }
-impl Highlighter for CellHelper {}
+
+impl Validator for CellHelper {}
+
+impl Highlighter for CellHelper {
+    fn highlight<'l>(&self, line: &'l str, pos: usize) -> std::borrow::Cow<'l, str> {
+        std::borrow::Cow::Owned(crate::highlight::lua(line, pos))
+    }
+
+    fn highlight_char(
+        &self,
+        _line: &str,
+        _pos: usize,
+        _kind: rustyline::highlight::CmdKind,
+    ) -> bool {
+        // Redraw as the cursor moves, so the matching bracket follows it.
+        true
+    }
+}
+
 impl Helper for CellHelper {}
 
-/// The interactive REPL: `In [n]:` prompts, history, multi-line cells, Ctrl-C
-/// cancels the running cell, Ctrl-D exits and shuts the runners down.
+/// IPython's continuation prompt, aligned under `In [n]: `.
+fn continuation(prompt: &str) -> String {
+    format!("{:>width$}: ", "...", width = prompt.len() - 2)
+}
+
+/// What the REPL does with a cell besides running it.
+enum Typed<'a> {
+    Exit,
+    Help(&'a str),
+    Cell,
+}
+
+fn classify(source: &str) -> Typed<'_> {
+    if crate::assist::is_exit(source) {
+        Typed::Exit
+    } else if let Some(name) = crate::assist::help_query(source) {
+        Typed::Help(name)
+    } else {
+        Typed::Cell
+    }
+}
+
+/// The interactive REPL: `In [n]:` prompts and `   ...:` continuation lines,
+/// completion (Tab), history (Up, Ctrl-R), `name?` help, Ctrl-C cancels the running
+/// cell, `exit`, `quit` or Ctrl-D exit and shut the runners down.
 ///
 /// # Errors
 ///
@@ -289,7 +334,9 @@ pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     let mut editor: Editor<CellHelper, DefaultHistory> = Editor::new()?;
-    editor.set_helper(Some(CellHelper));
+    editor.set_helper(Some(CellHelper {
+        lua: engine.lua().clone(),
+    }));
     if let Ok(printer) = editor.create_external_printer() {
         sink.set_printer(Some(Box::new(printer)));
     }
@@ -298,28 +345,56 @@ pub fn repl(runner: Option<&str>) -> anyhow::Result<()> {
         let _ = editor.load_history(path);
     }
     println!(
-        "autoawait {} — Lua 5.4 cells; {}. %help for help, Ctrl-D to exit.",
+        "autoawait {} — Lua 5.4 cells; {}. %help for help, name? for help on a name, \
+         exit or Ctrl-D to leave.",
         env!("CARGO_PKG_VERSION"),
         engine.selector().status()
     );
-    loop {
+    'cells: loop {
         let prompt = format!("In [{}]: ", engine.execution_count() + 1);
-        sink.set_prompt(Some(&prompt));
-        let line = editor.readline(&prompt);
-        sink.set_prompt(None);
-        match line {
-            Ok(source) => {
-                if source.trim().is_empty() {
-                    continue;
+        let mut source = String::new();
+        let mut shown = prompt.clone();
+        // Lines until Lua can parse the cell (or says it never will).
+        loop {
+            sink.set_prompt(Some(&shown));
+            let line = editor.readline(&shown);
+            sink.set_prompt(None);
+            match line {
+                Ok(line) => {
+                    if !source.is_empty() {
+                        source.push('\n');
+                    }
+                    source.push_str(&line);
+                    if source.trim().is_empty()
+                        || crate::completeness(&source) != Completeness::Incomplete
+                    {
+                        break;
+                    }
+                    shown = continuation(&prompt);
                 }
-                let _ = editor.add_history_entry(source.as_str());
+                // Ctrl-C as a key of the line editor: the cell typed so far is dropped.
+                Err(ReadlineError::Interrupted) => {
+                    println!("KeyboardInterrupt\n");
+                    continue 'cells;
+                }
+                Err(ReadlineError::Eof) => break 'cells,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        if source.trim().is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(source.as_str());
+        match classify(&source) {
+            Typed::Exit => break,
+            Typed::Help(name) => match crate::assist::help(engine.lua(), name) {
+                Some(text) => println!("{text}\n"),
+                None => println!("no help on `{name}`: it is not a global, a builtin or a magic\n"),
+            },
+            Typed::Cell => {
                 engine.run_cell(&source);
                 println!();
             }
-            // Ctrl-C as a key of the line editor: the line is dropped.
-            Err(ReadlineError::Interrupted) => println!("KeyboardInterrupt\n"),
-            Err(ReadlineError::Eof) => break,
-            Err(err) => return Err(err.into()),
         }
     }
     if let Some(path) = &history {
