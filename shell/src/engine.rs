@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     any_timeouts: AtomicBool,
     /// The background tasks of the cells, for `%tasks` and `%cancel`.
     pub(crate) tasks: builtins::Tasks,
+    /// The latest cells' sources by number, for the lines a traceback shows.
+    sources: Mutex<std::collections::VecDeque<(u64, String)>>,
 }
 
 impl Shared {
@@ -115,6 +117,28 @@ impl Shared {
 
     fn running(&self) -> MutexGuard<'_, Vec<Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps cell `count`'s source for the tracebacks that point into it.
+    pub(crate) fn remember(&self, count: u64, source: &str) {
+        const KEPT: usize = 500;
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if sources.len() == KEPT {
+            sources.pop_front();
+        }
+        sources.push_back((count, source.to_owned()));
+    }
+
+    /// `err` with the lines of the cells its traceback points into.
+    pub(crate) fn annotate(&self, err: ErrorInfo) -> ErrorInfo {
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        crate::errors::with_context(err, &|count| {
+            sources
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == count)
+                .map(|(_, s)| s.clone())
+        })
     }
 
     fn timeouts(&self) -> MutexGuard<'_, Vec<TimeoutScope>> {
@@ -314,6 +338,7 @@ impl Engine {
             timeouts: Mutex::new(Vec::new()),
             any_timeouts: AtomicBool::new(false),
             tasks: builtins::Tasks::default(),
+            sources: Mutex::new(std::collections::VecDeque::new()),
         });
         builtins::install(&lua, &shared).map_err(|e| lua_error(&e))?;
         let hook_shared = shared.clone();
@@ -499,7 +524,10 @@ impl Engine {
         self.shared.last.store(id.get(), Ordering::Relaxed);
         self.shared.tasks.cell_started();
         self.shared.sink.cell_started(id);
-        let result = self.dispatch(source, id, count, &opts);
+        self.shared.remember(count, source);
+        let result = self
+            .dispatch(source, id, count, &opts)
+            .map_err(|err| self.shared.annotate(err));
         if emit {
             match &result {
                 Ok(Some(value)) => self.shared.sink.emit(

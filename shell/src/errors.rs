@@ -300,6 +300,83 @@ pub(crate) fn lua_error(err: &mlua::Error) -> ErrorInfo {
     }
 }
 
+/// One frame of a Lua traceback that points into a cell: `In[3]:2: in function 'f'`.
+struct CellFrame {
+    count: u64,
+    line: usize,
+    what: String,
+}
+
+fn cell_frame(text: &str) -> Option<CellFrame> {
+    let rest = text.trim().strip_prefix("In[")?;
+    let (count, rest) = rest.split_once("]:")?;
+    let (line, what) = rest.split_once(':')?;
+    Some(CellFrame {
+        count: count.parse().ok()?,
+        line: line.parse().ok()?,
+        what: what.trim().trim_start_matches("in ").to_owned(),
+    })
+}
+
+/// Frames that are the machinery's, not the user's: the `error` call itself, the
+/// builtins' wrappers, mlua's async glue.
+fn is_noise(frame: &str) -> bool {
+    let frame = frame.trim();
+    frame.starts_with("[C]: in ?")
+        || frame.starts_with("[C]: in function 'error'")
+        || frame.starts_with("[C]: in function 'pcall'")
+        || frame.starts_with("[C]: in upvalue")
+        || frame.starts_with("builtins:")
+        || frame.starts_with("__mlua")
+        || frame == "stack traceback:"
+}
+
+/// The traceback as IPython shows one: each frame in a cell with its line and the
+/// lines around it (`---->` marks the failing one), the machinery's frames left
+/// out. `source` gives a cell's source by its number.
+pub(crate) fn with_context(
+    mut info: ErrorInfo,
+    source: &dyn Fn(u64) -> Option<String>,
+) -> ErrorInfo {
+    let mut frames: Vec<String> = info
+        .traceback
+        .iter()
+        .filter(|l| !is_noise(l))
+        .cloned()
+        .collect();
+    // No traceback (a syntax error): the message says where.
+    if frames.is_empty() {
+        if let Some(at) = info.message.split_once(": ").map(|(at, _)| at) {
+            if cell_frame(&format!("{at}: in main chunk")).is_some() {
+                frames.push(format!("{at}: in main chunk"));
+            }
+        }
+    }
+    let mut lines = Vec::new();
+    for frame in frames {
+        let Some(cell) = cell_frame(&frame) else {
+            lines.push(format!("  {}", frame.trim()));
+            continue;
+        };
+        lines.push(format!(
+            "  In[{}], line {}, in {}",
+            cell.count, cell.line, cell.what
+        ));
+        let Some(text) = source(cell.count) else {
+            continue;
+        };
+        let src: Vec<&str> = text.lines().collect();
+        let first = cell.line.saturating_sub(2).max(1);
+        let last = (cell.line + 1).min(src.len());
+        for n in first..=last {
+            let marker = if n == cell.line { "---->" } else { "     " };
+            lines.push(format!("  {marker} {n} | {}", src[n - 1]));
+        }
+    }
+    info.traceback = lines;
+    info
+}
+
 fn split_traceback(text: &str) -> (String, Vec<String>) {
     match text.split_once("\nstack traceback:\n") {
         Some((message, tb)) => {

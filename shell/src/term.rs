@@ -32,6 +32,8 @@ pub struct TermSink {
     closed: AtomicBool,
     /// Serialises writes so that lines of two threads never interleave.
     out: Mutex<()>,
+    /// Errors in colour (stdout is a colour terminal).
+    colour: bool,
 }
 
 impl std::fmt::Debug for TermSink {
@@ -50,6 +52,7 @@ impl Default for TermSink {
             printer: Mutex::new(None),
             closed: AtomicBool::new(false),
             out: Mutex::new(()),
+            colour: colours(),
         }
     }
 }
@@ -68,6 +71,33 @@ pub fn render(output: &Output) -> String {
 
 fn render_error(err: &ErrorInfo) -> String {
     err.to_string()
+}
+
+/// [`render`], with an error's name and failing lines in colour (for a terminal).
+fn render_coloured(output: &Output) -> String {
+    let Output::Error(err) = output else {
+        return render(output);
+    };
+    let mut text = format!("\x1b[1;31m{}\x1b[0m: {}\n", err.kind, err.message);
+    for line in &err.traceback {
+        if line.trim_start().starts_with("---->") {
+            text.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
+        } else if line.trim_start().starts_with("In[") {
+            text.push_str(&format!("\x1b[32m{line}\x1b[0m\n"));
+        } else {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// Whether stdout takes colours: a terminal that is not dumb, and no `NO_COLOR`.
+fn colours() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
 impl TermSink {
@@ -118,7 +148,11 @@ impl Sink for TermSink {
         if self.closed.load(Ordering::SeqCst) {
             return;
         }
-        let text = render(&output);
+        let text = if self.colour {
+            render_coloured(&output)
+        } else {
+            render(&output)
+        };
         let running = self.running.load(Ordering::SeqCst);
         let _out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         if cell.get() == running {

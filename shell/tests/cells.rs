@@ -59,9 +59,20 @@ fn errors_name_the_cell_and_line_with_a_traceback() {
         let err = sh.err("x = 1\nf()");
         assert_eq!(err.kind, ErrorKind::LuaError);
         assert_eq!(err.message, "In[2]:2: boom");
-        let tb = err.traceback.join("\n");
-        assert!(tb.contains("In[2]:2: in function 'f'"), "{tb}");
-        assert!(tb.contains("In[3]:2"), "{tb}");
+        // As IPython shows it: each frame's cell, line and the lines around it,
+        // the failing one marked, the machinery's frames left out.
+        assert_eq!(
+            err.traceback,
+            [
+                "  In[2], line 2, in function 'f'",
+                "        1 | function f()",
+                "  ----> 2 |   error('boom')",
+                "        3 | end",
+                "  In[3], line 2, in main chunk",
+                "        1 | x = 1",
+                "  ----> 2 | f()",
+            ]
+        );
         // The session goes on.
         assert_eq!(sh.out("x").as_deref(), Some("1"));
     });

@@ -587,6 +587,7 @@ fn run_nested(lua: &Lua, shared: &Arc<Shared>, source: &str) -> mlua::Result<Mul
     };
     let count = shared.next_count();
     let id = CellId::new(count);
+    shared.remember(count, source);
     let outer = shared.output_cell();
     let func = crate::cells::compile(lua, source, count)?;
     // The nested cell's output is the running cell's, not late output.

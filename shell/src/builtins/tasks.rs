@@ -125,7 +125,9 @@ fn report_task_error(shared: &Shared, origin: CellId, err: &mlua::Error) {
         "unhandled error in a task of In[{origin}]: {}",
         info.message
     );
-    shared.sink.emit(origin, Output::Error(info));
+    shared
+        .sink
+        .emit(origin, Output::Error(shared.annotate(info)));
 }
 
 /// The Lua side of a background task: `spawn(fn)` and `%%run_in_reactor` return it.
