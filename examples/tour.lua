@@ -72,6 +72,56 @@ print("ticker started")
 await(sleep(0.5))
 ticker:wait(1)
 
+-- %% Cells do real network work: `http` and `json` on the runner's own sockets.
+-- First a small JSON server of our own, in Lua, as a background task on `tokio`:
+-- the tour needs no network.
+%autoawait tokio
+server = await(tcp.listen("127.0.0.1:0"))
+base = "http://" .. server:addr()
+function serve(conn)
+  local request = ""
+  while not request:find("\r\n\r\n", 1, true) do
+    local chunk = await(conn:read())
+    if not chunk then return end
+    request = request .. chunk
+  end
+  local path = request:match("^%u+ (%S+)")
+  local body = json.encode({path = path, planets = {"mercury", "venus", "earth"}})
+  await(conn:write("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" ..
+    "content-length: " .. #body .. "\r\nconnection: close\r\n\r\n" .. body))
+  conn:close()
+end
+httpd = spawn{name = "httpd", function()
+  while true do spawn(serve, (await(server:accept()))) end
+end}
+base:match("^http://127.0.0.1:")
+
+-- %% A GET of JSON, parsed with :json() (`treq.get(url)` then `.json()` in the twisted post).
+r = await(http.get(base .. "/planets"))
+planets = await(r:json()).planets
+r.status, r.headers["content-type"], planets[3]
+
+-- %% Several requests at once with gather, the same cell under the twisted reactor ...
+function three(tag)
+  local a, b, c = await(gather(http.get(base .. "/a"), http.get(base .. "/b"), http.get(base .. "/c")))
+  local paths = {}
+  for _, resp in ipairs({a, b, c}) do paths[#paths + 1] = await(resp:json()).path end
+  return tag .. ": " .. table.concat(paths, " ")
+end
+%autoawait twisted
+three("twisted")
+
+-- %% ... and under smol.
+%autoawait smol
+three("smol")
+
+-- %% The server is a background task you can see (%tasks) and stop (%cancel).
+%tasks
+
+-- %% Cancelled, the server answers no more: a request times out (here after 1 s).
+%cancel all
+why(function() return await(http.get(base .. "/gone", {timeout = 1})) end)
+
 -- %% Awaitables of one backend under another: a clear error, never a panic.
 %autoawait smol
 why(function() return await(tokio.sleep(0.1)) end)

@@ -480,6 +480,19 @@ class NotebookTests(unittest.TestCase):
                 for o in started),
             started,
         )
+        # HTTP in a notebook, against the tour's own server, under twisted and smol.
+        planets = outputs_of('planets = await(r:json()).planets')
+        self.assertTrue(
+            any('"earth"' in o.get("data", {}).get("text/plain", "") for o in planets),
+            planets,
+        )
+        for runner in ("twisted", "smol"):
+            got = outputs_of(f'three("{runner}")')
+            self.assertTrue(
+                any(f"{runner}: /a /b /c" in o.get("data", {}).get("text/plain", "")
+                    for o in got),
+                got,
+            )
 
 
 if __name__ == "__main__":
