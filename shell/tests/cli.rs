@@ -210,7 +210,10 @@ fn the_tour_runs() {
     assert!(out.contains("Out[6]: \"fired\""), "{out}");
     assert!(out.contains("] tick 1"), "{out}");
     // HTTP and JSON against the tour's own server, under three runners.
-    assert!(out.contains("200, \"application/json\", \"earth\""), "{out}");
+    assert!(
+        out.contains("200, \"application/json\", \"earth\""),
+        "{out}"
+    );
     assert!(out.contains("\"twisted: /a /b /c\""), "{out}");
     assert!(out.contains("\"smol: /a /b /c\""), "{out}");
     assert!(out.contains("httpd"), "{out}");

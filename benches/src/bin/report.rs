@@ -55,6 +55,12 @@ const TARGETS: &[Target] = &[
         bound: Bound::Ratio(1.3),
     },
     Target {
+        label: "shell `http.get` round trip through `tokio` ≤ 4× the same GET with hyper directly",
+        measured: ("http", "tokio", "shell_get"),
+        reference: Some(("http", "tokio", "direct_hyper")),
+        bound: Bound::Ratio(4.0),
+    },
+    Target {
         label: "shell trivial cell through `tokio` ≤ 10 µs",
         measured: ("shell_cell", "tokio", "trivial"),
         reference: None,

@@ -101,13 +101,45 @@ fn checkin(key: Key, conn: Conn) {
     }
 }
 
+/// When a request must be done by: one timer of its runner's own loop (not a
+/// thread hop), armed the first time the request waits and kept for the rest of
+/// it, its body included.
+pub(crate) struct Deadline {
+    at: Instant,
+    runner: Arc<dyn Runner>,
+    timer: Option<autoawait_core::BoxFuture<'static, ()>>,
+}
+
+impl Deadline {
+    fn new(runner: &Arc<dyn Runner>, after: Duration) -> Self {
+        Deadline {
+            at: Instant::now() + after,
+            runner: runner.clone(),
+            timer: None,
+        }
+    }
+
+    /// Whether the deadline has passed (arming the timer if need be).
+    fn poll_passed(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        let (at, runner) = (self.at, &self.runner);
+        let timer = self.timer.get_or_insert_with(|| {
+            let left = at.saturating_duration_since(Instant::now());
+            match runner.services() {
+                Some(services) => services.sleep(left),
+                None => Box::pin(autoawait_core::sleep(left)),
+            }
+        });
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
 /// A response body, read chunk by chunk; its connection goes back to the pool
 /// once the body has been read to the end.
 pub(crate) struct Body {
     incoming: Incoming,
     conn: Option<Conn>,
     key: Option<Key>,
-    deadline: Instant,
+    deadline: Deadline,
     what: String,
 }
 
@@ -118,7 +150,7 @@ impl Body {
             return Ok(None);
         };
         loop {
-            let frame = drive(conn, self.incoming.frame(), self.deadline, &self.what).await?;
+            let frame = drive(conn, self.incoming.frame(), &mut self.deadline, &self.what).await?;
             match frame {
                 None => break,
                 Some(Err(e)) => return Err(format!("{}: reading the body failed: {e}", self.what)),
@@ -152,13 +184,10 @@ impl Body {
 async fn drive<T>(
     conn: &mut Conn,
     work: impl Future<Output = T>,
-    deadline: Instant,
+    deadline: &mut Deadline,
     what: &str,
 ) -> Result<T, HttpError> {
     let mut work = pin!(work);
-    let mut timer = pin!(autoawait_core::sleep(
-        deadline.saturating_duration_since(Instant::now())
-    ));
     poll_fn(|cx| {
         if let Poll::Ready(out) = work.as_mut().poll(cx) {
             return Poll::Ready(Ok(out));
@@ -179,7 +208,7 @@ async fn drive<T>(
                 Poll::Pending => {}
             }
         }
-        if timer.as_mut().poll(cx).is_ready() {
+        if deadline.poll_passed(cx) {
             return Poll::Ready(Err(format!("{what}: timed out (no answer in time)")));
         }
         Poll::Pending
@@ -248,7 +277,7 @@ async fn connect(
     } else {
         stream
     };
-    let (sender, driver) = http1::handshake(Io(stream))
+    let (sender, driver) = http1::handshake(Io::new(stream))
         .await
         .map_err(|e| format!("HTTP with {host}:{port} failed: {e}"))?;
     Ok(Conn {
@@ -326,7 +355,7 @@ pub(crate) async fn fetch(
     runner: Arc<dyn Runner>,
     mut req: Request,
 ) -> Result<Response, HttpError> {
-    let deadline = Instant::now() + req.timeout;
+    let mut deadline = Deadline::new(&runner, req.timeout);
     let poolable = runner.info().strategy != Strategy::Fresh;
     let mut redirects = 0;
     loop {
@@ -346,10 +375,10 @@ pub(crate) async fn fetch(
             let fresh = reused.is_none();
             let mut conn = match reused.take() {
                 Some(conn) => conn,
-                None => drive_connect(&runner, &req, deadline, &what).await?,
+                None => drive_connect(&runner, &req, &mut deadline, &what).await?,
             };
             let sent = conn.sender.send_request(hyper_request(&req)?);
-            match drive(&mut conn, sent, deadline, &what).await? {
+            match drive(&mut conn, sent, &mut deadline, &what).await? {
                 Ok(resp) => break (conn, resp),
                 // The server closed an idle connection: once more on a new one.
                 Err(_) if !fresh && req.method.is_idempotent() => continue,
@@ -414,17 +443,20 @@ pub(crate) async fn fetch(
 async fn drive_connect(
     runner: &Arc<dyn Runner>,
     req: &Request,
-    deadline: Instant,
+    deadline: &mut Deadline,
     what: &str,
 ) -> Result<Conn, HttpError> {
-    let connecting = pin!(connect(runner, &req.url, req.ca.as_deref()));
-    let timer = pin!(autoawait_core::sleep(
-        deadline.saturating_duration_since(Instant::now())
-    ));
-    match futures::future::select(connecting, timer).await {
-        futures::future::Either::Left((conn, _)) => conn,
-        futures::future::Either::Right(_) => Err(format!("{what}: timed out connecting")),
-    }
+    let mut connecting = pin!(connect(runner, &req.url, req.ca.as_deref()));
+    poll_fn(|cx| {
+        if let Poll::Ready(conn) = connecting.as_mut().poll(cx) {
+            return Poll::Ready(conn);
+        }
+        if deadline.poll_passed(cx) {
+            return Poll::Ready(Err(format!("{what}: timed out connecting")));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 fn hyper_request(req: &Request) -> Result<hyper::Request<Full<Bytes>>, HttpError> {
