@@ -2,12 +2,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use autoawait_test_support::wait_with_limit;
 use common::has;
 
 /// Writes `text` to a cell file of its own under cargo's scratch directory
@@ -28,7 +28,7 @@ fn autoawait(args: &[&str]) -> (bool, String, String) {
 
 /// [`autoawait`] with extra environment variables.
 fn autoawait_with(args: &[&str], env: &[(&str, PathBuf)]) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
+    let child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -36,32 +36,9 @@ fn autoawait_with(args: &[&str], env: &[(&str, PathBuf)]) -> (bool, String, Stri
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("watchdog: autoawait {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    (status.success(), out, err)
+    let done = wait_with_limit(child, Duration::from_secs(30));
+    assert!(done.status.is_some(), "watchdog: autoawait {args:?} hung");
+    (done.success(), done.stdout, done.stderr)
 }
 
 fn run(text: &str, extra: &[&str]) -> (bool, String, String) {
@@ -267,7 +244,7 @@ fn every_magic_from_a_cell_file() {
 /// returns its exit code and output (killed after 20 s).
 fn interrupted_run(cells: &str, pauses: &[u64]) -> (Option<i32>, String) {
     let path = cell_file(cells);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
+    let child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
         .args(["run", path.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -282,31 +259,9 @@ fn interrupted_run(cells: &str, pauses: &[u64]) -> (Option<i32>, String) {
             .expect("kill runs");
         assert!(sent.success());
     }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("autoawait run did not end after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    (status.code(), out)
+    let done = wait_with_limit(child, Duration::from_secs(20));
+    let status = done.status.expect("autoawait run ends after SIGINT");
+    (status.code(), done.stdout + &done.stderr)
 }
 
 #[test]

@@ -8,8 +8,16 @@ use std::time::{Duration, Instant};
 use autoawait_test_support::http::HttpServer;
 use common::{watchdog, Shell};
 
-/// Each runner the requests go through: built-in ones, and the loaded plugin's.
-fn shells() -> Vec<Shell> {
+/// A shell on `runner` whose global `base` is `server`'s URL.
+fn shell_on(runner: &str, server: &HttpServer) -> Shell {
+    let mut sh = Shell::new(runner);
+    sh.ok(&format!("base = {:?}", server.url("")));
+    sh
+}
+
+/// Each runner the requests go through, built-in ones and the loaded plugin's,
+/// with `base` set to `server`'s URL.
+fn shells(server: &HttpServer) -> Vec<Shell> {
     let plugin =
         common::twisted_dir().join(autoawait_test_support::dylib_name("autoawait_twisted"));
     let mut shells = Vec::new();
@@ -19,6 +27,7 @@ fn shells() -> Vec<Shell> {
             sh.ok(&format!("%load_ext {}", plugin.display()));
         }
         sh.ok(&format!("%autoawait {runner}"));
+        sh.ok(&format!("base = {:?}", server.url("")));
         shells.push(sh);
     }
     shells
@@ -28,8 +37,7 @@ fn shells() -> Vec<Shell> {
 fn get_post_json_and_headers_on_every_runner() {
     watchdog(60, || {
         let server = HttpServer::start();
-        for mut sh in shells() {
-            sh.ok(&format!("base = {:?}", server.url("")));
+        for mut sh in shells(&server) {
             assert_eq!(
                 sh.stdout(
                     "r = await(http.get(base .. '/json'))\n\
@@ -66,8 +74,7 @@ fn get_post_json_and_headers_on_every_runner() {
 fn redirects_are_followed_up_to_a_limit() {
     watchdog(60, || {
         let server = HttpServer::start();
-        let mut sh = Shell::new("tokio");
-        sh.ok(&format!("base = {:?}", server.url("")));
+        let mut sh = shell_on("tokio", &server);
         assert_eq!(
             sh.stdout("r = await(http.get(base .. '/redirect/3')) print(r.status, r.url == base .. '/json')"),
             "200\ttrue\n"
@@ -89,8 +96,7 @@ fn redirects_are_followed_up_to_a_limit() {
 fn a_streamed_body_arrives_line_by_line_as_it_is_sent() {
     watchdog(60, || {
         let server = HttpServer::start();
-        for mut sh in shells() {
-            sh.ok(&format!("base = {:?}", server.url("")));
+        for mut sh in shells(&server) {
             assert_eq!(
                 sh.stdout(
                     "for line in await(http.get(base .. '/stream')):lines() do print(line) end"
@@ -112,8 +118,7 @@ fn a_streamed_body_arrives_line_by_line_as_it_is_sent() {
 fn failures_are_catchable_errors_that_say_what_and_where() {
     watchdog(60, || {
         let server = HttpServer::start();
-        let mut sh = Shell::new("tokio");
-        sh.ok(&format!("base = {:?}", server.url("")));
+        let mut sh = shell_on("tokio", &server);
         assert_eq!(
             sh.stdout("print(pcall(await, http.get('http://127.0.0.1:1/')))"),
             "false\tcannot connect to 127.0.0.1:1: connection refused\n"
@@ -147,8 +152,7 @@ fn failures_are_catchable_errors_that_say_what_and_where() {
 fn connections_are_kept_alive_per_runner_and_host() {
     watchdog(60, || {
         let server = HttpServer::start();
-        let mut sh = Shell::new("tokio");
-        sh.ok(&format!("base = {:?}", server.url("")));
+        let mut sh = shell_on("tokio", &server);
         for _ in 0..3 {
             sh.ok("r = await(http.get(base .. '/json')) await(r:text())");
         }
@@ -167,7 +171,7 @@ fn https_with_a_trusted_test_ca_and_a_clear_error_without() {
     watchdog(60, || {
         let server = HttpServer::start_tls();
         let ca = server.ca().unwrap().display().to_string();
-        for mut sh in shells() {
+        for mut sh in shells(&server) {
             sh.ok(&format!("url, ca = {:?}, {ca:?}", server.url("/json")));
             assert_eq!(
                 sh.stdout("print(await(await(http.get(url, {ca = ca})):json()).hello)"),

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn load_ext_binds_the_twisted_plugin() {
@@ -27,7 +26,7 @@ fn load_ext_binds_the_twisted_plugin() {
          -- %%\n'alive'\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
+    let child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
         .args(["run", "--keep-going"])
         .arg(&cells)
         .env("AUTOAWAIT_PLUGIN_PATH", &dir)
@@ -36,21 +35,9 @@ fn load_ext_binds_the_twisted_plugin() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("watchdog: autoawait hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let done = autoawait_test_support::wait_with_limit(child, Duration::from_secs(30));
+    assert!(done.status.is_some(), "watchdog: autoawait hung");
+    let out = done.stdout;
     for expected in [
         // Selecting it before loading it names the closest runners instead.
         "UsageError: no runner named `twisted`",

@@ -143,18 +143,7 @@ fn ctrl_c_drops_the_line_or_cancels_the_cell_and_the_repl_goes_on() {
         pty.send("f()\n");
         pty.expect("Out[4]: 3", 10);
         pty.send("\x04");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = pty.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status {status}");
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "Ctrl-D did not exit under {runner}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        exits(&mut pty, &format!("Ctrl-D under {runner}"));
     }
 }
 

@@ -144,30 +144,53 @@ pub fn watchdog<T: Send + 'static>(
     }
 }
 
-/// Runs `cmd`, killing it after `limit`; returns whether it succeeded and its
-/// stdout followed by its stderr (with a note if it was killed).
+/// What a child process left once it ended (or was killed).
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status; `None` if it ran past the limit and was killed.
+    pub status: Option<std::process::ExitStatus>,
+    /// What it wrote on stdout.
+    pub stdout: String,
+    /// What it wrote on stderr.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Whether it ended by itself, successfully.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// Waits for `child` (its stdout and stderr piped), killing it after `limit`.
 ///
 /// # Panics
 ///
-/// If the process cannot be started.
-pub fn run_with_limit(mut cmd: Command, limit: std::time::Duration) -> (bool, String) {
+/// If the child cannot be waited for.
+pub fn wait_with_limit(mut child: std::process::Child, limit: std::time::Duration) -> Finished {
     use std::io::Read;
-    use std::process::Stdio;
 
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start a child process");
-    let reader = |mut pipe: Box<dyn Read + Send>| {
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
             text
         })
     };
-    let out = reader(Box::new(child.stdout.take().expect("piped")));
-    let err = reader(Box::new(child.stderr.take().expect("piped")));
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = std::time::Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().expect("the child can be waited for") {
@@ -178,14 +201,32 @@ pub fn run_with_limit(mut cmd: Command, limit: std::time::Duration) -> (bool, St
             let _ = child.wait();
             break None;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    let text = format!(
-        "{}{}",
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default()
-    );
-    match status {
+    Finished {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Runs `cmd`, killing it after `limit`; returns whether it succeeded and its
+/// stdout followed by its stderr (with a note if it was killed).
+///
+/// # Panics
+///
+/// If the process cannot be started.
+pub fn run_with_limit(mut cmd: Command, limit: std::time::Duration) -> (bool, String) {
+    use std::process::Stdio;
+
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start a child process");
+    let done = wait_with_limit(child, limit);
+    let text = format!("{}{}", done.stdout, done.stderr);
+    match done.status {
         Some(status) => (status.success(), text),
         None => (false, format!("{text}\n[killed after {limit:?}]")),
     }
