@@ -6,9 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-#[cfg(doc)]
-use super::EventualResult;
-use super::Shared;
+use super::{EventualResult, Shared};
 use crate::sync::{lock, Arc};
 use crate::{CellResult, RunError};
 
@@ -170,5 +168,25 @@ impl Drop for Completer {
 impl fmt::Debug for Completer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Completer").finish_non_exhaustive()
+    }
+}
+
+/// Cancels the task when dropped before it finished (used by [`Runner::run_async`]).
+///
+/// [`Runner::run_async`]: crate::Runner::run_async
+pub(crate) struct CancelOnDrop(pub(crate) EventualResult);
+
+impl Future for CancelOnDrop {
+    type Output = CellResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CellResult> {
+        // The handle is ours alone, so its value cannot have been taken.
+        Pin::new(&mut self.0).poll(cx).map_err(RunError::from)
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }

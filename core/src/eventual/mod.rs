@@ -14,6 +14,7 @@ use crate::{BoxFuture, CellId, CellOutput, CellResult, ReactorId, RunError, Wait
 
 mod halves;
 
+pub(crate) use halves::CancelOnDrop;
 pub use halves::{Completer, LocalTask, Task};
 
 /// What waiting for a background result gives: its value, or why there is none.
@@ -379,25 +380,5 @@ fn report(origin: CellId, err: &RunError) {
     match &*hook().read().unwrap_or_else(|e| e.into_inner()) {
         Some(hook_fn) => hook_fn(origin, err),
         None => eprintln!("autoawait: unhandled error in a task of cell {origin}: {err}"),
-    }
-}
-
-/// Cancels the task when dropped before it finished (used by [`Runner::run_async`]).
-///
-/// [`Runner::run_async`]: crate::Runner::run_async
-pub(crate) struct CancelOnDrop(pub(crate) EventualResult);
-
-impl Future for CancelOnDrop {
-    type Output = CellResult;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CellResult> {
-        // The handle is ours alone, so its value cannot have been taken.
-        Pin::new(&mut self.0).poll(cx).map_err(RunError::from)
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
     }
 }
