@@ -13,7 +13,7 @@
 //! After criterion's own output, a table gives the medians, the ratios
 //! ipykernel / autoawait and each kernel's RSS after the run.
 //!
-//! `cargo build --release -p autoawait-shell` first (the bench runs that binary);
+//! `cargo build --release -p autoawait-shell` first (`cargo bench` runs that binary);
 //! `AUTOAWAIT_BIN` and `AUTOAWAIT_JUPYTER_VENV` point elsewhere.
 
 use std::net::TcpListener;
@@ -35,6 +35,15 @@ struct Flavour {
     setup: &'static str,
 }
 
+/// The profile whose `autoawait` binary is measured: `release` under `cargo bench`,
+/// `debug` under `cargo test --all-targets` (which builds that binary for the
+/// shell's own tests, and runs each bench once as a smoke test).
+const PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -44,11 +53,16 @@ fn target_dir() -> PathBuf {
 fn flavours() -> Vec<Flavour> {
     let bin = std::env::var_os("AUTOAWAIT_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("release/autoawait"));
+        .unwrap_or_else(|| target_dir().join(PROFILE).join("autoawait"));
     assert!(
         bin.is_file(),
-        "{} is missing: build it with `cargo build --release -p autoawait-shell` (or set AUTOAWAIT_BIN)",
-        bin.display()
+        "{} is missing: build it with `cargo build {}-p autoawait-shell` (or set AUTOAWAIT_BIN)",
+        bin.display(),
+        if PROFILE == "release" {
+            "--release "
+        } else {
+            ""
+        }
     );
     let mut out = vec![Flavour {
         name: "autoawait",
