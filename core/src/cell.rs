@@ -141,6 +141,23 @@ pub fn in_cell<F: Future>(origin: CellId, fut: F) -> InCell<F> {
     InCell { origin, inner: fut }
 }
 
+/// Calls `f` as part of cell `origin`: [`current_cell`] returns `origin` until it
+/// returns. For callbacks a cell hands to a reactor (`call_later`), so that what
+/// they print is that cell's output, whichever thread calls them.
+///
+/// # Examples
+///
+/// ```
+/// use autoawait_core::{current_cell, with_cell, CellId};
+///
+/// assert_eq!(with_cell(CellId::new(4), current_cell), Some(CellId::new(4)));
+/// assert_eq!(current_cell(), None);
+/// ```
+pub fn with_cell<R>(origin: CellId, f: impl FnOnce() -> R) -> R {
+    let _enter = Enter::new(origin);
+    f()
+}
+
 /// The unit of work a host hands to a [`Runner`](crate::Runner).
 ///
 /// A cell is either a `Send + 'static` future ([`Cell::new`]), or a `Send` closure

@@ -42,6 +42,7 @@ mod error;
 mod eventual;
 mod factory;
 mod hooks;
+mod hosted;
 pub mod kit;
 mod options;
 mod reactor;
@@ -54,7 +55,7 @@ mod timer;
 
 pub use builtin::block_on_inline;
 pub use cell::{
-    current_cell, in_cell, Cell, CellFuture, CellId, CellOutput, CellResult, InCell,
+    current_cell, in_cell, with_cell, Cell, CellFuture, CellId, CellOutput, CellResult, InCell,
     LocalCellFuture,
 };
 pub use closest::closest_name;
@@ -62,6 +63,7 @@ pub use error::{panic_text, Advice, Error, LookupError, RunError, WaitError};
 pub use eventual::{set_error_hook, Completer, EventualResult, LocalTask, Task, WaitResult};
 pub use factory::{MakeRunner, RunnerFactory};
 pub use hooks::{BlockingProbe, PanicTranslator};
+pub use hosted::{HostLoop, Hosted};
 pub use options::{CancelToken, Guarded, RunOptions};
 pub use reactor::{current_runner_name, ReactorGuard, ReactorId};
 pub use registry::{Listing, Registry, Source};

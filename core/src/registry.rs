@@ -252,6 +252,38 @@ impl Registry {
         }
     }
 
+    /// A new instance of runner `name`, apart from the one [`get`](Self::get)
+    /// shares: the caller owns it, and shuts it down. A runner registered as an
+    /// instance (not by a factory) has only that one, which is returned.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use autoawait_core::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// let mine = registry.create("inline")?;
+    /// assert!(!Arc::ptr_eq(&mine, &registry.get("inline")?));
+    /// # Ok::<(), autoawait_core::LookupError>(())
+    /// ```
+    pub fn create(&self, name: &str) -> Result<Arc<dyn Runner>, LookupError> {
+        match self.entry(name) {
+            Some(entry) => match &entry.create {
+                Some(Create::Make(make)) => make().map_err(|source| LookupError::CannotCreate {
+                    name: entry.info.name.to_string(),
+                    source,
+                }),
+                _ => self.get(name),
+            },
+            None => self.get(name),
+        }
+    }
+
     /// The info of runner `name` (any case), without creating it.
     pub fn info(&self, name: &str) -> Option<RunnerInfo> {
         self.entry(name).map(|e| e.info.clone())

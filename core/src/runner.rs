@@ -8,7 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::eventual::CancelOnDrop;
 use crate::{Cell, CellOutput, CellResult, EventualResult, RunError, RunOptions, Services};
 
 /// A boxed `Send` future, as returned by [`Runner::run_async`] and [`Services`].
@@ -288,13 +287,23 @@ pub trait Runner: Send + Sync + 'static {
     /// # Ok::<(), autoawait_core::Error>(())
     /// ```
     fn run_async(&self, cell: Cell, opts: &RunOptions) -> BoxFuture<'static, CellResult> {
-        let spawned = self.spawn(cell);
-        let opts = opts.clone();
-        Box::pin(async move { opts.guard(CancelOnDrop(spawned?)).await })
+        crate::kit::await_spawned(self.spawn(cell), opts)
     }
 
     /// The services (sleep, spawn, TCP) this runner offers to cells, if any.
     fn services(&self) -> Option<&dyn Services> {
+        None
+    }
+
+    /// The reactor of this runner, if its host's loop can drive it (a plugin's
+    /// runner of strategy host): see [`Hosted`](crate::Hosted).
+    fn hosted(&self) -> Option<&dyn crate::Hosted> {
+        None
+    }
+
+    /// This runner's loop, if it can drive the reactors of hosted runners:
+    /// `tokio-host`'s. See [`HostLoop`](crate::HostLoop).
+    fn host_loop(&self) -> Option<&dyn crate::HostLoop> {
         None
     }
 }

@@ -127,6 +127,16 @@ pub fn catch(run: impl FnOnce() -> CellResult) -> CellResult {
         .unwrap_or_else(|payload| Err(RunError::from_panic(payload)))
 }
 
+/// A spawned cell as the future of [`Runner::run_async`](crate::Runner::run_async)'s
+/// default: guarded by `opts`, cancelled if dropped before it finished.
+pub fn await_spawned(
+    spawned: Result<crate::EventualResult, crate::RunError>,
+    opts: &crate::RunOptions,
+) -> crate::BoxFuture<'static, CellResult> {
+    let opts = opts.clone();
+    Box::pin(async move { opts.guard(crate::eventual::CancelOnDrop(spawned?)).await })
+}
+
 /// A thread a runner could not start, as the [`RunError::Backend`] its caller sees.
 ///
 /// # Examples

@@ -1,10 +1,10 @@
 //! `tokio-host`: cells run on the host's tokio runtime.
 
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use autoawait_core::kit::prelude::*;
-use autoawait_core::CancelToken;
+use autoawait_core::{CancelToken, HostLoop, Hosted};
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 use super::services::SERVICES;
@@ -227,6 +227,20 @@ impl Runner for Host {
 
     fn services(&self) -> Option<&dyn Services> {
         Some(&SERVICES)
+    }
+
+    fn host_loop(&self) -> Option<&dyn HostLoop> {
+        Some(self)
+    }
+}
+
+/// A hosted reactor (`twisted-host`'s) is turned by a task on the runtime cells
+/// go to: the attached one (the kernel's), else the runner's own.
+impl HostLoop for Host {
+    fn drive(&self, reactor: Arc<dyn Hosted>) -> Result<(), RunError> {
+        self.life.check()?;
+        let target = self.target(None)?;
+        super::drive::drive(&target, reactor)
     }
 }
 
