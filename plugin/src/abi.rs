@@ -82,6 +82,11 @@ pub const CAP_KEEPS_TASKS: u32 = 2;
 /// to the host itself) and waiting, instead of calling `run`.
 pub const CAP_HANDOFF: u32 = 4;
 
+/// `RunnerDecl::capabilities` bit (ABI 1.2): the runner's reactor can be driven by
+/// the host's loop, through the `hosted_*` entries ([`autoawait_core::Hosted`]):
+/// its cells run on the host's loop, with no thread of the plugin's.
+pub const CAP_HOSTED: u32 = 8;
+
 /// One runner of a plugin.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +129,22 @@ pub struct RunnerDecl {
     /// new runner made with `ctx`, with no host in between: the plugin's own `run`,
     /// `spawn`, timeouts and cancels. Returns `ok`, `FAIL: why` or `skip: why`.
     pub check: Option<CheckFn>,
+    // ---- ABI 1.2: read only when the stride covers them and `CAP_HOSTED` is set ----
+    /// [`Hosted::attach`](autoawait_core::Hosted::attach): takes the reactor onto the
+    /// host's loop. Any thread.
+    pub hosted_attach: Option<unsafe extern "C" fn(runner: RunnerHandle) -> FfiResult<u8>>,
+    /// [`Hosted::fd`](autoawait_core::Hosted::fd): a new descriptor that becomes
+    /// readable when the reactor has work, owned (and closed) by the host; -1 if
+    /// none could be made. Any thread.
+    pub hosted_fd: Option<unsafe extern "C" fn(runner: RunnerHandle) -> i32>,
+    /// [`Hosted::next_turn`](autoawait_core::Hosted::next_turn): nanoseconds until
+    /// the reactor needs a turn, 0 for now, `u64::MAX` for "when the descriptor is
+    /// readable". Called by the one driver, after each turn.
+    pub hosted_next: Option<unsafe extern "C" fn(runner: RunnerHandle) -> u64>,
+    /// [`Hosted::turn`](autoawait_core::Hosted::turn): turns once, waiting at most
+    /// `max_wait_nanos` for events; 1 while hosted, 0 once it is not (the driver
+    /// stops). One driver at a time; never from inside one of its cells.
+    pub hosted_turn: Option<unsafe extern "C" fn(runner: RunnerHandle, max_wait_nanos: u64) -> u8>,
 }
 
 /// [`RunnerDecl::check`].

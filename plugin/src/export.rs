@@ -15,7 +15,8 @@ use autoawait_core::{
 
 use crate::abi::{
     CellOut, FfiBuf, FfiIoResult, FfiListener, FfiResult, FfiStream, FfiValue, FunctionDecl,
-    PluginVTable, RunnerDecl, RunnerHandle, ABI_VERSION, CAP_HANDOFF, CAP_KEEPS_TASKS, CAP_NESTS,
+    PluginVTable, RunnerDecl, RunnerHandle, ABI_VERSION, CAP_HANDOFF, CAP_HOSTED, CAP_KEEPS_TASKS,
+    CAP_NESTS,
 };
 use crate::io::{export_listener, export_stream, CatchIo};
 use crate::{strategy_to_u32, CatchUnwind, Value, RUSTC_VERSION};
@@ -127,7 +128,8 @@ fn runner_decl(info: &RunnerInfo, make: MakeRunner) -> RunnerDecl {
         strategy: strategy_to_u32(info.strategy),
         capabilities: bit(caps.nests, CAP_NESTS)
             | bit(caps.keeps_tasks, CAP_KEEPS_TASKS)
-            | bit(info.strategy == Strategy::Threaded, CAP_HANDOFF),
+            | bit(info.strategy == Strategy::Threaded, CAP_HANDOFF)
+            | bit(info.strategy == Strategy::Host, CAP_HOSTED),
         ctx: (Box::leak(Box::new(make)) as *const MakeRunner).cast(),
         create: Some(create_runner),
         run: Some(run_cell),
@@ -139,7 +141,72 @@ fn runner_decl(info: &RunnerInfo, make: MakeRunner) -> RunnerDecl {
         connect: Some(connect_service),
         listen: Some(listen_service),
         check: Some(check_runner),
+        hosted_attach: Some(hosted_attach),
+        hosted_fd: Some(hosted_fd),
+        hosted_next: Some(hosted_next),
+        hosted_turn: Some(hosted_turn),
     }
+}
+
+/// The runner's reactor for its host, or the error that says it has none.
+fn hosted(runner: &Arc<dyn Runner>) -> Result<&dyn autoawait_core::Hosted, RunError> {
+    runner.hosted().ok_or_else(|| RunError::Unsupported {
+        runner: runner.info().name.to_string(),
+        reason: "its strategy is host, but it offers no reactor for the host to drive \
+                 (`Runner::hosted` returned `None`)"
+            .into(),
+        advice: autoawait_core::Advice::default(),
+    })
+}
+
+/// # Safety
+///
+/// `handle` as for [`runner`].
+unsafe extern "C" fn hosted_attach(handle: RunnerHandle) -> FfiResult<u8> {
+    // SAFETY: the handle is live (the function's contract).
+    guarded(|| hosted(unsafe { runner(handle) })?.attach().map(|()| 1))
+}
+
+/// # Safety
+///
+/// `handle` as for [`runner`].
+unsafe extern "C" fn hosted_fd(handle: RunnerHandle) -> i32 {
+    use std::os::fd::IntoRawFd;
+    let fd = guarded(|| {
+        // SAFETY: the handle is live (the function's contract).
+        let runner = unsafe { runner(handle) };
+        hosted(runner)?.fd().map_err(RunError::backend)
+    });
+    match fd {
+        // Ownership passes to the host, which closes it.
+        FfiResult::Ok(fd) => fd.into_raw_fd(),
+        FfiResult::Err(_) => -1,
+    }
+}
+
+/// # Safety
+///
+/// `handle` as for [`runner`].
+unsafe extern "C" fn hosted_next(handle: RunnerHandle) -> u64 {
+    // SAFETY: the handle is live (the function's contract).
+    let next = guarded(|| Ok(hosted(unsafe { runner(handle) })?.next_turn()));
+    match next {
+        FfiResult::Ok(Some(d)) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1),
+        FfiResult::Ok(None) => u64::MAX,
+        // A broken reactor: turn it again at once rather than never.
+        FfiResult::Err(_) => 0,
+    }
+}
+
+/// # Safety
+///
+/// `handle` as for [`runner`].
+unsafe extern "C" fn hosted_turn(handle: RunnerHandle, max_wait_nanos: u64) -> u8 {
+    let wait = Duration::from_nanos(max_wait_nanos);
+    // SAFETY: the handle is live (the function's contract).
+    let turned = guarded(|| Ok(hosted(unsafe { runner(handle) })?.turn(wait)));
+    // A turn that panicked or a runner without a reactor: stop driving it.
+    matches!(turned, FfiResult::Ok(true)).into()
 }
 
 /// The body of the `autoawait_plugin_v1` symbol made by

@@ -61,6 +61,7 @@
 
 pub mod abi;
 mod export;
+mod hosting;
 mod io;
 mod library;
 mod loader;
@@ -76,6 +77,7 @@ use std::task::{Context, Poll};
 use autoawait_core::{RunError, Strategy};
 
 pub use export::{PluginBuilder, PluginFn};
+pub use hosting::duplicate_fd;
 pub use library::{
     find_plugin, load, load_named, loaded_plugins, plugin_file_names, plugin_function,
     plugin_search_path, Plugin, PluginCall, PluginFunction, PluginLoad,

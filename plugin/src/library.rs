@@ -141,7 +141,13 @@ impl Plugin {
         }
         let mut created: Vec<Arc<dyn Runner>> = Vec::with_capacity(names.len());
         for runner in &self.0.runners {
-            match PluginRunner::create(runner) {
+            // A hosted runner's reactor is driven by a `tokio-host` of its own (on the
+            // runtime attached to `tokio-host`, or its own), shut down with it.
+            let host = (runner.fns.hosting.is_some())
+                .then(|| registry.create("tokio-host").ok())
+                .flatten()
+                .filter(|r| r.host_loop().is_some());
+            match PluginRunner::create(runner, host.as_ref()) {
                 Ok(r) => created.push(Arc::new(r)),
                 Err(err) => {
                     // `created` is dropped here: each runner is destroyed.

@@ -10,7 +10,7 @@ use autoawait_core::Strategy;
 
 use crate::abi::{
     CallFn, CheckFn, ConnectFn, CreateFn, Decl, EntryFn, FunctionDecl, ListenFn, PluginVTable,
-    RunFn, RunnerDecl, RunnerHandle, SpawnFn, ENTRY_SYMBOL, SUPPORTED_ABI_VERSIONS,
+    RunFn, RunnerDecl, RunnerHandle, SpawnFn, CAP_HOSTED, ENTRY_SYMBOL, SUPPORTED_ABI_VERSIONS,
 };
 use crate::{strategy_from_u32, Plugin, PluginError, PluginFunction};
 
@@ -28,6 +28,17 @@ pub(crate) struct RunnerFns {
     pub(crate) listen: ListenFn,
     /// ABI 1.1, optional: the plugin's own conformance checks.
     pub(crate) check: Option<CheckFn>,
+    /// ABI 1.2, for a runner with `CAP_HOSTED`: its reactor's entries for the host.
+    pub(crate) hosting: Option<HostingFns>,
+}
+
+/// The `hosted_*` entries of a runner with `CAP_HOSTED` (ABI 1.2), all present.
+#[derive(Clone, Copy)]
+pub(crate) struct HostingFns {
+    pub(crate) attach: unsafe extern "C" fn(RunnerHandle) -> crate::abi::FfiResult<u8>,
+    pub(crate) fd: unsafe extern "C" fn(RunnerHandle) -> i32,
+    pub(crate) next: unsafe extern "C" fn(RunnerHandle) -> u64,
+    pub(crate) turn: unsafe extern "C" fn(RunnerHandle, u64) -> u8,
 }
 
 /// One runner a loaded plugin declares: its strings copied, its entries checked.
@@ -164,6 +175,7 @@ fn declared_runner(decl: &'static RunnerDecl) -> Result<DeclaredRunner, String> 
         connect: decl.connect.ok_or_else(|| missing("connect"))?,
         listen: decl.listen.ok_or_else(|| missing("listen"))?,
         check: decl.check,
+        hosting: hosting_fns(decl).map_err(missing)?,
     };
     if name.is_empty() {
         return Err("one of its runners has no name".into());
@@ -177,6 +189,20 @@ fn declared_runner(decl: &'static RunnerDecl) -> Result<DeclaredRunner, String> 
         fns,
         name,
     })
+}
+
+/// The hosting entries of a runner that says it can be hosted; the name of the
+/// first one missing if it says so without them.
+fn hosting_fns(decl: &RunnerDecl) -> Result<Option<HostingFns>, &'static str> {
+    if decl.capabilities & CAP_HOSTED == 0 {
+        return Ok(None);
+    }
+    Ok(Some(HostingFns {
+        attach: decl.hosted_attach.ok_or("hosted_attach")?,
+        fd: decl.hosted_fd.ok_or("hosted_fd")?,
+        next: decl.hosted_next.ok_or("hosted_next")?,
+        turn: decl.hosted_turn.ok_or("hosted_turn")?,
+    }))
 }
 
 fn declared_function(decl: &'static FunctionDecl) -> Result<PluginFunction, String> {

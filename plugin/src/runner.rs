@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use autoawait_core::{
     ReactorId, RunError, RunOptions, Runner, RunnerInfo, Services,
 };
 
-use crate::abi::{CellOut, FfiBuf, RunnerHandle, CAP_HANDOFF, CAP_KEEPS_TASKS, CAP_NESTS};
+use crate::abi::{CellOut, FfiBuf, CAP_HANDOFF, CAP_KEEPS_TASKS, CAP_NESTS};
+use crate::hosting::{HostedReactor, Instance};
 use crate::io::{CatchIo, ImportedListener, ImportedStream};
 use crate::loader::{DeclaredRunner, RunnerFns};
 
@@ -28,7 +30,10 @@ use crate::loader::{DeclaredRunner, RunnerFns};
 pub(crate) struct PluginRunner {
     info: RunnerInfo,
     fns: RunnerFns,
-    handle: RunnerHandle,
+    /// The plugin's runner, destroyed once neither this nor a driver holds it.
+    instance: Arc<Instance>,
+    /// A hosted runner's reactor, turned by the host's loop, which runs its cells.
+    hosted: Option<Arc<HostedReactor>>,
     /// Entered around every poll of a host cell, so that `run` from inside a cell is
     /// refused and a panic translator names this runner.
     reactor: ReactorId,
@@ -43,12 +48,22 @@ pub(crate) struct PluginRunner {
 }
 
 impl PluginRunner {
-    /// Creates the runner `declared` describes.
-    pub(crate) fn create(declared: &DeclaredRunner) -> Result<Self, RunError> {
+    /// Creates the runner `declared` describes. A hosted runner's cells run on the
+    /// loop of `host` (a runner with a [`HostLoop`](autoawait_core::HostLoop)), or,
+    /// without one, through the plugin's own `run`.
+    pub(crate) fn create(
+        declared: &DeclaredRunner,
+        host: Option<&Arc<dyn Runner>>,
+    ) -> Result<Self, RunError> {
         let fns = declared.fns;
         // SAFETY: `create` is the declaration's own entry (checked non-null at load),
         // given its own `ctx`; it returns a result the host owns.
         let handle = unsafe { (fns.create)(declared.decl.ctx) }.into_result()?;
+        let instance = Arc::new(Instance { fns, handle });
+        let hosted = fns
+            .hosting
+            .zip(host)
+            .map(|(hosting, host)| HostedReactor::new(instance.clone(), hosting, host.clone()));
         let caps = declared.capabilities;
         let info = RunnerInfo {
             name: declared.name.clone().into(),
@@ -67,7 +82,8 @@ impl PluginRunner {
             reactor: ReactorId::new(&declared.name),
             info,
             fns,
-            handle,
+            instance,
+            hosted,
             services,
             handoff: caps & CAP_HANDOFF != 0,
             spin: autoawait_core::kit::default_spin(),
@@ -93,11 +109,23 @@ impl Runner for PluginRunner {
             .into_future()
             .map_err(|_| RunError::local_unsupported(&self.info.name))?;
         let reactor = self.reactor;
+        if let Some(hosted) = &self.hosted {
+            hosted.ensure_driven()?;
+            // The host's cell yields this cell's result, boxed once more.
+            let cell = Cell::with_origin(
+                origin,
+                Entered {
+                    reactor,
+                    inner: fut,
+                },
+            );
+            return autoawait_core::downcast::<CellResult>(hosted.host.run(cell, opts)?);
+        }
         if self.handoff {
             let (tx, rx) = reply(self.spin);
             let task = reply_task(reactor, opts.guard(fut), tx);
             // SAFETY: the runner is live until `Drop`; the plugin takes the task.
-            unsafe { (self.fns.spawn)(self.handle, origin.get(), task) }.into_result()?;
+            unsafe { (self.fns.spawn)(self.instance.handle, origin.get(), task) }.into_result()?;
             // No reply: the plugin dropped the cell (it stopped).
             return rx.recv().unwrap_or_else(|| {
                 Err(RunError::TaskDropped {
@@ -108,7 +136,8 @@ impl Runner for PluginRunner {
         let ffi = host_cell(reactor, opts.guard(fut));
         // SAFETY: the runner is live until `Drop`; the plugin takes the cell and hands
         // its output back unchanged.
-        let out = unsafe { (self.fns.run)(self.handle, origin.get(), ffi) }.into_result()?;
+        let out =
+            unsafe { (self.fns.run)(self.instance.handle, origin.get(), ffi) }.into_result()?;
         if out.0.is_null() {
             return Err(RunError::backend(std::io::Error::other(
                 "the plugin returned no result",
@@ -119,7 +148,37 @@ impl Runner for PluginRunner {
         *unsafe { Box::from_raw(out.0.cast::<CellResult>()) }
     }
 
+    /// A hosted runner's cell is awaited on the host's loop like `tokio-host`'s.
+    fn run_async(&self, cell: Cell, opts: &RunOptions) -> BoxFuture<'static, CellResult> {
+        let Some(hosted) = &self.hosted else {
+            return autoawait_core::kit::await_spawned(self.spawn(cell), opts);
+        };
+        if let Err(err) = hosted.ensure_driven() {
+            return Box::pin(std::future::ready(Err(err)));
+        }
+        let origin = cell.origin();
+        match cell.into_future() {
+            Ok(fut) => {
+                let inner = Entered {
+                    reactor: self.reactor,
+                    inner: fut,
+                };
+                let cell = hosted
+                    .host
+                    .run_async(Cell::with_origin(origin, inner), opts);
+                Box::pin(async move { autoawait_core::downcast::<CellResult>(cell.await?) })
+            }
+            Err(_) => Box::pin(std::future::ready(Err(RunError::local_unsupported(
+                &self.info.name,
+            )))),
+        }
+    }
+
     fn spawn(&self, cell: Cell) -> Result<EventualResult, RunError> {
+        if let Some(hosted) = &self.hosted {
+            // Tasks run on the plugin's reactor, which the host's loop turns.
+            hosted.ensure_driven()?;
+        }
         let origin = cell.origin();
         let fut = cell
             .into_future()
@@ -138,7 +197,7 @@ impl Runner for PluginRunner {
             0u8
         });
         // SAFETY: the runner is live until `Drop`; the plugin takes the task.
-        unsafe { (self.fns.spawn)(self.handle, origin.get(), ffi) }.into_result()?;
+        unsafe { (self.fns.spawn)(self.instance.handle, origin.get(), ffi) }.into_result()?;
         Ok(eventual)
     }
 
@@ -146,7 +205,11 @@ impl Runner for PluginRunner {
         // First: the plugin's shutdown then waits for the woken tasks to go.
         self.tasks.cancel();
         // SAFETY: the runner is live until `Drop`.
-        unsafe { (self.fns.shutdown)(self.handle, nanos(grace)) };
+        unsafe { (self.fns.shutdown)(self.instance.handle, nanos(grace)) };
+        if let Some(hosted) = &self.hosted {
+            // Its loop, and the threads it started, if the runtime was its own.
+            hosted.host.shutdown(grace);
+        }
     }
 
     fn services(&self) -> Option<&dyn Services> {
@@ -161,7 +224,7 @@ fn nanos(d: Duration) -> u64 {
 impl Services for PluginRunner {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         // SAFETY: the runner is live until `Drop`.
-        let slept = unsafe { (self.fns.sleep)(self.handle, nanos(duration)) };
+        let slept = unsafe { (self.fns.sleep)(self.instance.handle, nanos(duration)) };
         Box::pin(async move {
             // 0: the plugin has no timer for this; a panic: use ours too.
             let on_plugin_timer =
@@ -180,7 +243,8 @@ impl Services for PluginRunner {
         addr: SocketAddr,
     ) -> BoxFuture<'static, std::io::Result<Box<dyn ByteStream>>> {
         // SAFETY: the runner is live until `Drop`; the plugin takes the address.
-        let fut = unsafe { (self.fns.connect)(self.handle, FfiBuf::from(addr.to_string())) };
+        let fut =
+            unsafe { (self.fns.connect)(self.instance.handle, FfiBuf::from(addr.to_string())) };
         Box::pin(async move {
             let stream = ImportedStream::new(CatchIo(fut).await?.into_result()?)?;
             Ok(Box::new(stream) as Box<dyn ByteStream>)
@@ -189,19 +253,12 @@ impl Services for PluginRunner {
 
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, std::io::Result<Box<dyn Listener>>> {
         // SAFETY: the runner is live until `Drop`; the plugin takes the address.
-        let fut = unsafe { (self.fns.listen)(self.handle, FfiBuf::from(addr.to_string())) };
+        let fut =
+            unsafe { (self.fns.listen)(self.instance.handle, FfiBuf::from(addr.to_string())) };
         Box::pin(async move {
             let listener = ImportedListener::new(CatchIo(fut).await?.into_result()?)?;
             Ok(Box::new(listener) as Box<dyn Listener>)
         })
-    }
-}
-
-impl Drop for PluginRunner {
-    fn drop(&mut self) {
-        // SAFETY: the runner was created by this plugin's `create`, and is destroyed
-        // once, last.
-        unsafe { (self.fns.destroy)(self.handle) };
     }
 }
 

@@ -534,7 +534,7 @@ fn per_cell_child() {
             autoawait_core::block_on_inline(sleep.call(vec![Value::Float(0.01)])).unwrap_err();
         assert_eq!(
             err.advice().unwrap().runner_names(),
-            ["twisted", "twisted-per-cell"],
+            ["twisted", "twisted-host", "twisted-per-cell"],
             "{err}"
         );
 
@@ -687,6 +687,22 @@ fn a_plugin_of_abi_1_0_loads_and_runs_cells() {
         assert_eq!(probe.block_on(async { 6 * 7 }).unwrap(), 42);
         // It cannot check itself: that entry came later.
         assert_eq!(load.plugin.check("probe", "value_comes_back"), None);
+    });
+}
+
+#[test]
+fn a_plugin_of_abi_1_1_loads_runs_cells_and_checks_itself() {
+    use autoawait_conformance::Outcome;
+    watchdog(60, || {
+        let registry = Registry::new();
+        let load = load(&registry, variant("legacy_1_1")).unwrap();
+        let probe = registry.get("probe").unwrap();
+        assert_eq!(probe.block_on(async { 6 * 7 }).unwrap(), 42);
+        assert!(probe.hosted().is_none());
+        assert_eq!(
+            load.plugin.check("probe", "value_comes_back"),
+            Some(Outcome::Passed)
+        );
     });
 }
 

@@ -42,6 +42,10 @@ pub extern "C" fn autoawait_plugin_v1() -> *const PluginVTable {
         connect: None,
         listen: None,
         check: None,
+        hosted_attach: None,
+        hosted_fd: None,
+        hosted_next: None,
+        hosted_turn: None,
     };
     vtable.abi_version = ABI_VERSION;
     vtable.runners = Box::leak(Box::new(decl));
