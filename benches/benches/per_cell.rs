@@ -28,7 +28,8 @@
 //!
 //! Runners are taken from the registry, so every backend compiled in is measured,
 //! the statically linked `futures-local` too; the twisted plugin is built and
-//! loaded at run time, as a user's `%load_ext twisted` would. A workload a runner
+//! loaded at run time, as a user's `%load_ext twisted` would (`twisted`, then
+//! `twisted-host`, which moves its reactor onto a `tokio-host` loop). A workload a runner
 //! cannot do (`sync` polls once; glommio's sockets are `!Send`) is skipped with a
 //! message.
 //!
@@ -113,6 +114,11 @@ fn runners(c: &mut Criterion) {
                 .get("twisted")
                 .expect("the plugin registers `twisted`");
             measure(&mut g, "twisted", runner);
+            // The same reactor, moved off its thread onto a loop of `tokio-host`.
+            let runner = registry
+                .get("twisted-host")
+                .expect("the plugin registers `twisted-host`");
+            measure(&mut g, "twisted-host", runner);
         }
         Some(Err(err)) => eprintln!("skipping the twisted plugin: {err}"),
         None => eprintln!("skipping the twisted plugin: it did not build"),

@@ -14,7 +14,11 @@ kernelspec AUTOAWAIT_KERNEL_NAME (default "autoawait"), i.e. the real Lua engine
   10,000 printed lines arrive in order; `io.stdout:write`, `io.stderr:write` and
   child processes reach the cell; protocol 5.5 with subshells; `exit` asks the
   front end to exit; 20,000 lines land in a handful of notebook outputs;
-  `jupyter run --kernel=autoawait file.lua` prints the file's output.
+  `jupyter run --kernel=autoawait file.lua` prints the file's output;
+* `%autoawait twisted-host` (issue 13): a task's five prints and a `call_later`
+  callback carry the parent header of the cell that started them while the next
+  cell runs, no reactor thread is added, deferreds fire, an interrupt ends
+  `await(twisted.sleep(30))` within a second.
 
 Run with: "$VENV/bin/python" -m unittest -v test_client
 """
@@ -394,6 +398,89 @@ class RobustnessTests(unittest.TestCase):
             self.assertEqual(reply["content"]["status"], "ok")
             self.assertEqual(reply["content"]["payload"],
                              [{"source": "ask_exit", "keepkernel": False}])
+
+
+def threads_of(km):
+    """The number of threads of the kernel's process."""
+    return len(os.listdir(f"/proc/{km.provisioner.process.pid}/task"))
+
+
+class TwistedHostTests(unittest.TestCase):
+    """Issue 13: `%autoawait twisted-host` turns the plugin's reactor on the kernel's
+    own cell loop, with no reactor thread."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.km, cls.kc = start_new_kernel(kernel_name=KERNEL)
+        _, reply, msgs = cls.execute(cls, "%load_ext twisted")
+        assert reply["content"]["status"] == "ok", msgs
+        cls.threads_before = threads_of(cls.km)
+        _, reply, msgs = cls.execute(cls, "%autoawait twisted-host")
+        assert reply["content"]["status"] == "ok", msgs
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.kc.stop_channels()
+        cls.km.shutdown_kernel()
+
+    def execute(self, code):
+        msg_id = self.kc.execute(code)
+        reply = reply_to(self.kc, msg_id)
+        return msg_id, reply, collect_until_idle(self.kc, msg_id)
+
+    def test_a_task_prints_five_times_into_its_own_cell_while_the_next_runs(self):
+        first, reply, _ = self.execute(
+            "spawn(function() for i = 1, 5 do await(twisted.sleep(0.1)); "
+            "print('LOUD NOISES! ' .. i) end end)"
+        )
+        self.assertEqual(reply["content"]["status"], "ok")
+        second, reply, msgs = self.execute("await(twisted.sleep(1)); print('cell 2 done')")
+        self.assertEqual(reply["content"]["status"], "ok")
+        noises = [m for m in streams(msgs) if "LOUD NOISES!" in m["content"]["text"]]
+        lines = "".join(m["content"]["text"] for m in noises).splitlines()
+        self.assertEqual(lines, [f"LOUD NOISES! {i}" for i in range(1, 6)], msgs)
+        self.assertEqual({m["parent_header"]["msg_id"] for m in noises}, {first})
+        done = [m for m in streams(msgs) if m["content"]["text"] == "cell 2 done\n"]
+        self.assertEqual(done[0]["parent_header"]["msg_id"], second)
+        # No reactor thread: the kernel's own threads turn the reactor.
+        self.assertLessEqual(threads_of(self.km), self.threads_before)
+
+    def test_call_later_output_belongs_to_the_cell_that_scheduled_it(self):
+        first, reply, _ = self.execute(
+            "spawn(function() await(twisted.call_later(0.3, function() "
+            "print('called later') end)) end)"
+        )
+        self.assertEqual(reply["content"]["status"], "ok")
+        _, reply, msgs = self.execute("await(twisted.sleep(0.8))")
+        late = [m for m in streams(msgs) if m["content"]["text"] == "called later\n"]
+        self.assertEqual(len(late), 1, msgs)
+        self.assertEqual(late[0]["parent_header"]["msg_id"], first)
+
+    def test_deferreds_fire_on_the_hosted_reactor(self):
+        _, reply, msgs = self.execute(
+            "d = await(twisted.deferred())\n"
+            "await(twisted.call_later(0.05, function() d:callback(42) end))\n"
+            "return await(d)"
+        )
+        self.assertEqual(reply["content"]["status"], "ok", msgs)
+        results = [m for m in msgs if m["msg_type"] == "execute_result"]
+        self.assertEqual(results[0]["content"]["data"]["text/plain"], "42")
+
+    def test_an_interrupt_ends_a_30s_twisted_sleep_within_a_second(self):
+        msg_id = self.kc.execute("await(twisted.sleep(30))")
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=TIMEOUT)
+            if msg["msg_type"] == "execute_input" and msg["parent_header"]["msg_id"] == msg_id:
+                break
+        time.sleep(0.2)
+        started = time.monotonic()
+        self.km.interrupt_kernel()
+        reply = reply_to(self.kc, msg_id, timeout=15)
+        self.assertLess(time.monotonic() - started, 1.0)
+        self.assertEqual(reply["content"]["ename"], "KeyboardInterrupt")
+        collect_until_idle(self.kc, msg_id)
+        _, reply, _ = self.execute("await(twisted.sleep(0.01)); return 1")
+        self.assertEqual(reply["content"]["status"], "ok")
 
 
 class JupyterRunTests(unittest.TestCase):

@@ -63,3 +63,6 @@ conformance_tests!(futures_local, subject("futures-local"));
 // `twisted-per-cell` is not here: only the first cell of a whole process can run
 // on it (plugin/tests/loader.rs checks that, in a child process).
 conformance_tests!(twisted, subject("twisted"));
+// The same reactor, turned by `tokio-host`'s loop.
+#[cfg(feature = "tokio")]
+conformance_tests!(twisted_host, subject("twisted-host"));

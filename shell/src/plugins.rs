@@ -56,13 +56,22 @@ fn to_plugin(lua: &Lua, value: Value) -> mlua::Result<PValue> {
         Value::UserData(ud) if ud.is::<Handle>() => PValue::Handle(ud.borrow::<Handle>()?.id),
         Value::Function(f) => {
             let lua = lua.clone();
+            // Called back later, on the reactor's thread or the host's loop: its
+            // output is still the output of the cell that handed it over.
+            let origin = autoawait_core::current_cell();
             PValue::Callback(Callback::new(move || {
-                let out = f.call::<Value>(()).map_err(|e| RunError::Failed {
-                    message: e.to_string(),
-                })?;
-                to_plugin(&lua, out).map_err(|e| RunError::Failed {
-                    message: e.to_string(),
-                })
+                let call = || {
+                    let out = f.call::<Value>(()).map_err(|e| RunError::Failed {
+                        message: e.to_string(),
+                    })?;
+                    to_plugin(&lua, out).map_err(|e| RunError::Failed {
+                        message: e.to_string(),
+                    })
+                };
+                match origin {
+                    Some(origin) => autoawait_core::with_cell(origin, call),
+                    None => call(),
+                }
             }))
         }
         other => {

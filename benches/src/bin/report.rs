@@ -55,6 +55,12 @@ const TARGETS: &[Target] = &[
         bound: Bound::Ratio(1.3),
     },
     Target {
+        label: "`twisted-host` plugin ready cell ≤ 1.5× `tokio-host` (the same loop)",
+        measured: ("per_cell", "twisted-host", "ready"),
+        reference: Some(("per_cell", "tokio-host", "ready")),
+        bound: Bound::Ratio(1.5),
+    },
+    Target {
         label: "shell `http.get` round trip through `tokio` ≤ 4× the same GET with hyper directly",
         measured: ("http", "tokio", "shell_get"),
         reference: Some(("http", "tokio", "direct_hyper")),

@@ -3,7 +3,7 @@
 //! The reactor ([`reactor::Reactor`]) has `call_later`, a timer heap, a `mio::Waker`
 //! for wake-ups from other threads, tasks, a [`Deferred`] and
 //! TCP through mio sockets. Like Twisted's, it runs once per process and cannot be
-//! restarted. The plugin offers two runners:
+//! restarted. The plugin offers three runners:
 //!
 //! - `twisted` (threaded): the reactor runs on its own thread, named `twisted`, for
 //!   the life of the process, as crochet does it; timers and tasks keep firing
@@ -14,6 +14,11 @@
 //!   thread and stops it after. The first cell works; the second gets
 //!   `NotRestartable` with the advice to use `twisted`. That is the problem that made
 //!   crochet necessary.
+//! - `twisted-host` (host): the reactor is turned by the host's own loop
+//!   (`tokio-host`'s: the kernel's cell runtime, or the shell's), with no thread of
+//!   its own; cells run on that loop. Selecting `twisted` after it gives the reactor
+//!   back to its thread (started then if it never ran), and the other way round,
+//!   with timers, deferreds and tasks intact: only how it is driven changes.
 //!
 //! And these async functions for cells (front ends bind them by name):
 //!
@@ -27,17 +32,20 @@
 //! | `twisted.deferred.wait(d)` | `d`'s value once fired (or its error); any number of times |
 //! | `twisted.deferred.release(d)` | forgets `d` (a front end calls it when its handle is collected) |
 //!
-//! `sleep` and `call_later` need the reactor running (a cell of either runner, or
-//! any cell once `twisted` has started); the deferred functions work anywhere.
+//! `sleep` and `call_later` need the reactor running (a cell of any of its runners,
+//! or any cell once `twisted` or `twisted-host` has started it); the deferred functions work anywhere.
 //!
-//! Both runners offer `Services` on the reactor: `sleep` on its timer heap, TCP
+//! All three offer `Services` on the reactor: `sleep` on its timer heap, TCP
 //! `connect`/`listen` through mio sockets.
 //!
 //! Build it with `cargo build -p autoawait-twisted` and load
 //! `target/debug/libautoawait_twisted.so` with `Registry::load_plugin`, or by name
 //! `twisted` from `AUTOAWAIT_PLUGIN_PATH`.
 
+mod host;
 pub mod reactor;
+
+pub use host::TWISTED_HOST;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -126,20 +134,23 @@ impl Threaded {
         Ok(())
     }
 
-    /// Starts the reactor thread on first use.
+    /// Starts the reactor thread on first use; takes the reactor back from the
+    /// host's loop if `twisted-host` drove it since.
     fn ensure_started(&self) -> Result<(), RunError> {
         self.check()?;
-        if THREADED_RUNNING.load(Ordering::Acquire) {
+        let reactor = Reactor::global();
+        if THREADED_RUNNING.load(Ordering::Acquire) && !reactor.is_hosted() {
             return Ok(());
         }
-        let reactor = Reactor::global();
         let mut thread = lock(&REACTOR_THREAD);
         match reactor.phase() {
             Phase::Running { threaded: true, .. } | Phase::Claimed { threaded: true } => {
                 THREADED_RUNNING.store(true, Ordering::Release);
                 return Ok(());
             }
-            Phase::NotStarted => {}
+            // Its thread goes on from where the host's loop left it.
+            Phase::Hosted if reactor.unhost() => return Ok(()),
+            Phase::NotStarted | Phase::Hosted => {}
             Phase::Stopped => {
                 return Err(RunError::NotRestartable {
                     runner: self.info.name.to_string(),
@@ -300,6 +311,10 @@ impl Runner for PerCell {
                     "the reactor is already running on its own thread for runner \
                      `twisted`, and a process has one reactor"
                 }
+                Phase::Hosted => {
+                    "the reactor is already running on the host's loop for runner \
+                     `twisted-host`, and a process has one reactor"
+                }
                 _ => {
                     "the reactor already ran for an earlier cell and stopped after it; \
                      Twisted's reactor runs once per process and cannot be started again"
@@ -370,9 +385,9 @@ impl Runner for PerCell {
     }
 }
 
-/// `Services` of both runners: sleep on the reactor's timers, TCP through mio.
+/// `Services` of its runners: sleep on the reactor's timers, TCP through mio.
 #[derive(Debug)]
-struct TwistedServices;
+pub(crate) struct TwistedServices;
 
 fn reactor_not_running() -> std::io::Error {
     std::io::Error::new(
@@ -501,7 +516,10 @@ fn running_reactor(f: &str) -> Result<&'static Reactor, RunError> {
     Err(RunError::Unsupported {
         runner: current_runner(),
         reason: format!("{f} needs the twisted reactor running, and it is not"),
-        advice: Advice::runners("a twisted runner", ["twisted", "twisted-per-cell"]),
+        advice: Advice::runners(
+            "a twisted runner",
+            ["twisted", "twisted-host", "twisted-per-cell"],
+        ),
     })
 }
 
@@ -642,6 +660,7 @@ pub fn plugin() -> PluginBuilder {
     PluginBuilder::new("twisted")
         .runner(TWISTED, || Ok(threaded()))
         .runner(TWISTED_PER_CELL, make_per_cell)
+        .runner(TWISTED_HOST, || Ok(Arc::new(host::HostDriven::new())))
         .function(
             "twisted.sleep",
             "twisted.sleep(s): waits s seconds on the reactor's timer heap",

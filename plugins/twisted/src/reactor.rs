@@ -8,10 +8,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ pub enum Phase {
         /// `true` when it runs on its own `twisted` thread for the whole process.
         threaded: bool,
     },
+    /// Driven by the host's loop (`twisted-host`), on no thread of its own.
+    Hosted,
     /// Ran and stopped; it cannot run again.
     Stopped,
 }
@@ -72,8 +75,14 @@ pub struct Reactor {
     state: Mutex<State>,
     waker: mio::Waker,
     registry: mio::Registry,
-    /// Taken by the thread that runs the loop.
-    poll: Mutex<Option<mio::Poll>>,
+    /// Held by whoever turns the loop, for one turn; `None` once stopped.
+    driver: Mutex<Option<Driver>>,
+    /// `true` while the host's loop drives the reactor (`Phase::Hosted`).
+    hosted: AtomicBool,
+    /// Wakes the reactor's own thread when the host gives the reactor back.
+    handback: Condvar,
+    /// The reactor's own thread (`twisted`), once it was started.
+    thread: Mutex<Option<ThreadId>>,
     next_token: AtomicU64,
     /// `true` while the loop blocks in `poll` (set under the state lock): only then
     /// does new work need the `mio::Waker` (a syscall).
@@ -82,6 +91,15 @@ pub struct Reactor {
     pushes: AtomicU64,
     /// How long the idle loop spins before it parks in `poll`.
     spin: Duration,
+}
+
+/// What one turn of the loop needs, owned by whoever turns it.
+struct Driver {
+    poll: mio::Poll,
+    events: Events,
+    /// The ready queue of the running round (swapped with `State::ready`).
+    batch: VecDeque<Runnable>,
+    rounds_without_io: u32,
 }
 
 struct State {
@@ -162,7 +180,15 @@ impl Reactor {
             }),
             waker,
             registry,
-            poll: Mutex::new(Some(poll)),
+            driver: Mutex::new(Some(Driver {
+                poll,
+                events: Events::with_capacity(256),
+                batch: VecDeque::new(),
+                rounds_without_io: 0,
+            })),
+            hosted: AtomicBool::new(false),
+            handback: Condvar::new(),
+            thread: Mutex::new(None),
             next_token: AtomicU64::new(1),
             parked: AtomicBool::new(false),
             pushes: AtomicU64::new(0),
@@ -175,9 +201,12 @@ impl Reactor {
         lock(&self.state).phase
     }
 
-    /// `true` while it runs, or is about to.
+    /// `true` while it runs, on a thread or on the host's loop, or is about to.
     pub fn is_running(&self) -> bool {
-        matches!(self.phase(), Phase::Running { .. } | Phase::Claimed { .. })
+        matches!(
+            self.phase(),
+            Phase::Running { .. } | Phase::Claimed { .. } | Phase::Hosted
+        )
     }
 
     /// Reserves the reactor's one run for a runner (`threaded`: on its own thread).
@@ -185,13 +214,24 @@ impl Reactor {
     /// # Errors
     ///
     /// The phase, if the reactor was claimed or ran before.
+    /// A reactor the host's loop drives may be claimed for its own thread
+    /// (`threaded`) if it never had one: the thread takes it over.
     pub fn claim(&self, threaded: bool) -> Result<(), Phase> {
         let mut state = lock(&self.state);
-        if state.phase != Phase::NotStarted {
-            return Err(state.phase);
+        match state.phase {
+            Phase::NotStarted => {}
+            Phase::Hosted if threaded && lock(&self.thread).is_none() => {
+                self.hosted.store(false, Ordering::Release);
+            }
+            other => return Err(other),
         }
         state.phase = Phase::Claimed { threaded };
         Ok(())
+    }
+
+    /// `true` while the host's loop drives it.
+    pub fn is_hosted(&self) -> bool {
+        self.hosted.load(Ordering::Acquire)
     }
 
     /// `true` if this thread runs the reactor right now.
@@ -245,115 +285,248 @@ impl Reactor {
     }
 
     /// Starts the reactor on this thread and runs it until [`stop`](Self::stop).
+    /// With `threaded`, the thread is the reactor's own for the process: while the
+    /// host's loop drives it ([`host`](Self::host)), the thread waits, and goes
+    /// on when [`unhost`](Self::unhost) gives it back.
     ///
     /// # Errors
     ///
     /// If it ran before (or runs now): the reactor is not restartable.
     pub fn run(&'static self, threaded: bool) -> Result<(), Phase> {
-        let poll = {
+        {
             let mut state = lock(&self.state);
             match state.phase {
                 Phase::NotStarted => {}
                 Phase::Claimed { threaded: t } if t == threaded => {}
+                // Hosted since it was claimed: the thread waits for it.
+                Phase::Hosted if threaded => {}
                 other => return Err(other),
             }
-            state.phase = Phase::Running {
-                thread: thread::current().id(),
-                threaded,
-            };
-            lock(&self.poll).take()
-        };
-        let mut poll = poll.expect("the poller is there until the reactor first runs");
-        let _on_reactor = OnReactor::enter(self);
-        let mut events = Events::with_capacity(256);
-        let mut rounds_without_io = 0;
-        let mut batch = VecDeque::new();
-        loop {
-            self.run_ready(&mut batch);
-            let (timeout, seen) = {
-                let mut state = lock(&self.state);
-                let seen = self.pushes.load(Ordering::SeqCst);
-                if state.stop {
-                    state.phase = Phase::Stopped;
-                    // What never ran is dropped here (tasks see their loop go away).
-                    let ready = std::mem::take(&mut state.ready);
-                    let timers = std::mem::take(&mut state.timers);
-                    drop(state);
-                    drop(ready);
-                    drop(timers);
-                    return Ok(());
-                }
-                // The clock is read only when a timer is due to be compared.
-                let now = (!state.timers.is_empty()).then(Instant::now);
-                if let Some(now) = now {
-                    while state.timers.peek().is_some_and(|t| t.at <= now) {
-                        let timer = state.timers.pop().expect("peeked");
-                        state.ready.push_back(Runnable::Call(timer.job));
-                    }
-                }
-                let timeout = if !state.ready.is_empty() {
-                    Some(Duration::ZERO)
-                } else {
-                    now.and_then(|now| {
-                        state
-                            .timers
-                            .peek()
-                            .map(|t| t.at.saturating_duration_since(now))
-                    })
+            if state.phase != Phase::Hosted {
+                state.phase = Phase::Running {
+                    thread: thread::current().id(),
+                    threaded,
                 };
-                (timeout, seen)
-            };
-            // Idle: spin a little for new work before paying for a sleep and a wake-up.
-            let work_waiting = timeout == Some(Duration::ZERO) || self.spin_for_work(seen);
-            // With work waiting, run it first: sockets are polled every
-            // `IO_INTERVAL` rounds (as tokio's `event_interval`), not in front of
-            // every cell (a syscall on the hand-off path).
-            if work_waiting && rounds_without_io < IO_INTERVAL {
-                rounds_without_io += 1;
-                continue;
             }
-            rounds_without_io = 0;
-            let timeout = if work_waiting {
+            if threaded {
+                *lock(&self.thread) = Some(thread::current().id());
+            }
+        }
+        let _on_reactor = OnReactor::enter(self);
+        loop {
+            if self.hosted.load(Ordering::Acquire) {
+                let mut state = lock(&self.state);
+                while matches!(state.phase, Phase::Hosted) {
+                    state = self.handback.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+            let mut driver = lock(&self.driver);
+            let Some(d) = driver.as_mut() else {
+                return Ok(());
+            };
+            if !self.turn(d, None) {
+                *driver = None;
+                return Ok(());
+            }
+        }
+    }
+
+    /// One round of the loop: what is ready, the timers that are due, then the
+    /// sockets. With nothing ready it waits for events: until the next timer or a
+    /// wake-up after a short spin (`max_wait` `None`, its own thread), or at most
+    /// `max_wait` (a host's turn). Returns `false` once stopped: the reactor is gone.
+    fn turn(&'static self, d: &mut Driver, max_wait: Option<Duration>) -> bool {
+        self.run_ready(&mut d.batch);
+        let (timeout, seen) = {
+            let mut state = lock(&self.state);
+            let seen = self.pushes.load(Ordering::SeqCst);
+            if state.stop {
+                state.phase = Phase::Stopped;
+                self.hosted.store(false, Ordering::Release);
+                // What never ran is dropped here (tasks see their loop go away).
+                let ready = std::mem::take(&mut state.ready);
+                let timers = std::mem::take(&mut state.timers);
+                drop(state);
+                drop(ready);
+                drop(timers);
+                return false;
+            }
+            // The clock is read only when a timer is due to be compared.
+            let now = (!state.timers.is_empty()).then(Instant::now);
+            if let Some(now) = now {
+                while state.timers.peek().is_some_and(|t| t.at <= now) {
+                    let timer = state.timers.pop().expect("peeked");
+                    state.ready.push_back(Runnable::Call(timer.job));
+                }
+            }
+            let timeout = if !state.ready.is_empty() {
                 Some(Duration::ZERO)
             } else {
-                let state = lock(&self.state);
-                // Announce the sleep first, then check that nothing was pushed (no
-                // ready work, no new timer) since `timeout` was computed. Pushers bump
-                // `pushes`, then read `parked`: with both sides writing before they
-                // read (all SeqCst), either we see their push or they see us parked
-                // and wake us. Checking before announcing lost wake-ups (a cell
-                // waited forever, about once in a million hand-offs).
-                self.parked.store(true, Ordering::SeqCst);
-                if self.pushes.load(Ordering::SeqCst) == seen && !state.stop {
-                    timeout
-                } else {
-                    self.parked.store(false, Ordering::SeqCst);
-                    Some(Duration::ZERO)
-                }
+                now.and_then(|now| {
+                    state
+                        .timers
+                        .peek()
+                        .map(|t| t.at.saturating_duration_since(now))
+                })
             };
-            let polled = poll.poll(&mut events, timeout);
-            self.parked.store(false, Ordering::SeqCst);
-            if let Err(e) = polled {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("twisted reactor: poll failed: {e}");
-                }
+            (timeout, seen)
+        };
+        // Idle on its own thread: spin a little for new work before paying for a
+        // sleep and a wake-up. A host's loop spins for nobody.
+        let work_waiting = timeout == Some(Duration::ZERO)
+            || (max_wait.is_none() && self.spin_for_work(seen))
+            || (max_wait.is_some() && self.pushes.load(Ordering::SeqCst) != seen);
+        // With work waiting, run it first: sockets are polled every
+        // `IO_INTERVAL` rounds (as tokio's `event_interval`), not in front of
+        // every cell (a syscall on the hand-off path).
+        if work_waiting && d.rounds_without_io < IO_INTERVAL {
+            d.rounds_without_io += 1;
+            return true;
+        }
+        d.rounds_without_io = 0;
+        let timeout = match (timeout, max_wait) {
+            _ if work_waiting => Some(Duration::ZERO),
+            (Some(t), Some(max)) => Some(t.min(max)),
+            (t, None) | (None, t) => t,
+        };
+        let timeout = if timeout == Some(Duration::ZERO) {
+            timeout
+        } else {
+            let state = lock(&self.state);
+            // Announce the sleep first, then check that nothing was pushed (no
+            // ready work, no new timer) since `timeout` was computed. Pushers bump
+            // `pushes`, then read `parked`: with both sides writing before they
+            // read (all SeqCst), either we see their push or they see us parked
+            // and wake us. Checking before announcing lost wake-ups (a cell
+            // waited forever, about once in a million hand-offs).
+            self.parked.store(true, Ordering::SeqCst);
+            if self.pushes.load(Ordering::SeqCst) == seen && !state.stop {
+                timeout
+            } else {
+                self.parked.store(false, Ordering::SeqCst);
+                Some(Duration::ZERO)
+            }
+        };
+        let polled = d.poll.poll(&mut d.events, timeout);
+        self.parked.store(false, Ordering::SeqCst);
+        if let Err(e) = polled {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("twisted reactor: poll failed: {e}");
+            }
+            return true;
+        }
+        for event in d.events.iter() {
+            if event.token() == WAKER {
                 continue;
             }
-            for event in events.iter() {
-                if event.token() == WAKER {
-                    continue;
+            let io = lock(&self.state).io.get(&event.token()).cloned();
+            if let Some(io) = io {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    io.ready(&io.read);
                 }
-                let io = lock(&self.state).io.get(&event.token()).cloned();
-                if let Some(io) = io {
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
-                        io.ready(&io.read);
-                    }
-                    if event.is_writable() || event.is_write_closed() || event.is_error() {
-                        io.ready(&io.write);
-                    }
+                if event.is_writable() || event.is_write_closed() || event.is_error() {
+                    io.ready(&io.write);
                 }
             }
         }
+        true
+    }
+
+    /// Moves the reactor onto the host's loop: from now on [`turn_hosted`]
+    /// drives it. If it runs on its own thread, that thread finishes its turn and
+    /// waits. Nothing queued is lost: timers, tasks and sockets stay where they are.
+    ///
+    /// # Errors
+    ///
+    /// The phase, if the reactor stopped or runs for a `twisted-per-cell` cell.
+    ///
+    /// [`turn_hosted`]: Self::turn_hosted
+    pub fn host(&self) -> Result<(), Phase> {
+        if self.hosted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut state = lock(&self.state);
+        match state.phase {
+            Phase::NotStarted | Phase::Hosted => {}
+            Phase::Running { threaded: true, .. } | Phase::Claimed { threaded: true } => {}
+            other => return Err(other),
+        }
+        state.phase = Phase::Hosted;
+        self.hosted.store(true, Ordering::Release);
+        drop(state);
+        // The thread may be asleep in `poll`: its turn ends, and it sees the host.
+        self.wake();
+        Ok(())
+    }
+
+    /// Gives the reactor back to its own thread (`twisted`), which goes on from
+    /// where the host's loop left it. `false` if it has no thread yet: start one
+    /// with [`claim`](Self::claim) and [`run`](Self::run).
+    pub fn unhost(&self) -> bool {
+        let mut state = lock(&self.state);
+        if !matches!(state.phase, Phase::Hosted) {
+            return matches!(state.phase, Phase::Running { threaded: true, .. });
+        }
+        let Some(thread) = *lock(&self.thread) else {
+            return false;
+        };
+        state.phase = Phase::Running {
+            thread,
+            threaded: true,
+        };
+        self.hosted.store(false, Ordering::Release);
+        drop(state);
+        self.handback.notify_all();
+        true
+    }
+
+    /// One turn for the host's loop, waiting at most `max_wait` for events (the
+    /// host passes zero, and watches [`fd`](Self::fd) instead). `false` once the
+    /// reactor is not hosted: its thread has it back, or it stopped.
+    pub fn turn_hosted(&'static self, max_wait: Duration) -> bool {
+        if !self.hosted.load(Ordering::Acquire) {
+            return false;
+        }
+        // Waits for the turn of the thread it came from, or of another driver.
+        let mut driver = lock(&self.driver);
+        if !self.hosted.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(d) = driver.as_mut() else {
+            return false;
+        };
+        let _on_reactor = OnReactor::enter(self);
+        if !self.turn(d, Some(max_wait)) {
+            *driver = None;
+            return false;
+        }
+        true
+    }
+
+    /// How long until the host must turn the reactor even if its descriptor stays
+    /// quiet: zero with work ready, the next timer, or `None`. From here on, work
+    /// pushed from anywhere wakes the descriptor.
+    pub fn next_turn(&self) -> Option<Duration> {
+        let state = lock(&self.state);
+        if !state.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        // Under the lock: a push after this sees `parked` and wakes the descriptor.
+        self.parked.store(true, Ordering::SeqCst);
+        state
+            .timers
+            .peek()
+            .map(|t| t.at.saturating_duration_since(Instant::now()))
+    }
+
+    /// A new descriptor that becomes readable when the reactor has work: its
+    /// poller's (mio's epoll), where its waker is registered.
+    ///
+    /// # Errors
+    ///
+    /// As `dup(2)`.
+    pub fn fd(&self) -> io::Result<OwnedFd> {
+        autoawait_plugin::duplicate_fd(&self.registry)
     }
 
     /// Spins up to the spin budget; `true` if work was pushed since `seen`.
