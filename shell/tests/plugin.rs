@@ -8,10 +8,8 @@ use std::time::Duration;
 
 #[test]
 fn load_ext_binds_the_twisted_plugin() {
-    let dir = common::twisted_dir();
-    let cells = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("load_ext.lua");
-    std::fs::write(
-        &cells,
+    let out = run_cells(
+        "load_ext.lua",
         "-- %%\n%autoawait twisted\n\
          -- %%\n%load_ext twisted\n\
          -- %%\n%autoawait twisted\n\
@@ -24,20 +22,7 @@ fn load_ext_binds_the_twisted_plugin() {
          -- %%\n%reset -f\n\
          -- %%\nawait(twisted.call_later(0.01, function() return 8 end))\n\
          -- %%\n'alive'\n",
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_autoawait"))
-        .args(["run", "--keep-going"])
-        .arg(&cells)
-        .env("AUTOAWAIT_PLUGIN_PATH", &dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let done = autoawait_test_support::wait_with_limit(child, Duration::from_secs(30));
-    assert!(done.status.is_some(), "watchdog: autoawait hung");
-    let out = done.stdout;
+    );
     for expected in [
         // Selecting it before loading it names the closest runners instead.
         "UsageError: no runner named `twisted`",

@@ -154,13 +154,7 @@ impl Runner for HostDriven {
         if !reactor.is_hosted() || reactor.is_reactor_thread() {
             return;
         }
-        // The cancelled tasks were woken; a call queued after them runs once the
-        // host's loop polled them and they dropped their futures.
-        let (done, dropped) = mpsc::channel();
-        reactor.call_soon(move || {
-            let _ = done.send(());
-        });
-        let _ = dropped.recv_timeout(grace);
+        reactor.drain(grace);
     }
 
     fn services(&self) -> Option<&dyn Services> {

@@ -271,13 +271,7 @@ impl Runner for Threaded {
         if !reactor.is_running() || reactor.is_reactor_thread() {
             return;
         }
-        // The cancelled tasks were woken; a call queued after them runs once they
-        // were polled and dropped their futures.
-        let (done, dropped) = std::sync::mpsc::channel();
-        reactor.call_soon(move || {
-            let _ = done.send(());
-        });
-        let _ = dropped.recv_timeout(grace);
+        reactor.drain(grace);
     }
 }
 

@@ -269,6 +269,16 @@ impl Reactor {
         self.push(Runnable::Call(Box::new(f)));
     }
 
+    /// Waits at most `grace` until what is queued now has run: cancelled tasks were
+    /// woken, so a call queued after them runs once they dropped their futures.
+    pub fn drain(&self, grace: Duration) {
+        let (done, drained) = std::sync::mpsc::channel();
+        self.call_soon(move || {
+            let _ = done.send(());
+        });
+        let _ = drained.recv_timeout(grace);
+    }
+
     fn push(&self, runnable: Runnable) {
         let mut state = lock(&self.state);
         state.ready.push_back(runnable);
